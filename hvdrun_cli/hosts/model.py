@@ -15,14 +15,11 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 def host_name_problem(name: str) -> Optional[str]:
-    """Why ``name`` cannot be used as a host name, or None when it can."""
+    """Why ``name`` cannot be used as a host name (without the name itself), or None."""
     if not name:
         return "missing host name"
     if not _HOST_NAME.fullmatch(name):
-        return (
-            f"invalid host name {name!r}: use letters, digits, '.', '_' and '-' "
-            "(not first)"
-        )
+        return "invalid host name: use letters, digits, '.', '_' and '-' (no '-' or '.' first)"
     return None
 
 
@@ -34,10 +31,10 @@ class Host:
     slots: int
 
     def __post_init__(self) -> None:
-        # Parsers report user mistakes as HostfileError before building a Host; reaching this is a bug.
+        # Parsers report user mistakes as HostfileError before building a Host: this is a bug check.
         problem = host_name_problem(self.name)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(f"{problem} (got {self.name!r})")
         if isinstance(self.slots, bool) or not isinstance(self.slots, int) or self.slots < 1:
             raise ValueError(f"slots must be a positive integer (got {self.slots!r})")
 

@@ -1,0 +1,80 @@
+"""The contract between the worker entry point and the per-framework adapters.
+
+An adapter owns one framework's whole training run (Horovod init, model, data, optimizer,
+checkpoints, metrics). The worker only picks the adapter and turns its outcome into an exit code,
+so adding a framework means adding one module, not touching the dispatch.
+"""
+from __future__ import annotations
+
+import abc
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from hvdrun_cli.spec.model import JobSpec
+
+# Exit code of a rank that stopped on request (SIGUSR1/SIGTERM) after rank 0 saved a checkpoint.
+# The launcher treats it as "resume will continue" (EX_TEMPFAIL in sysexits.h).
+EXIT_STOPPED = 75
+
+# Environment contract with the launcher.
+ENV_SPEC = "HVDJOB_SPEC"
+ENV_RUN_DIR = "HVDJOB_RUN_DIR"
+ENV_ATTEMPT = "HVDJOB_ATTEMPT"
+# When set to a directory, every rank writes its final parameters there (``rank<N>.npy``) so a
+# run can be checked for identical weights on all ranks.
+ENV_PARAM_DUMP = "HVDJOB_TEST_PARAM_DUMP"
+
+
+@dataclass(frozen=True)
+class RankContext:
+    """Where this rank sits in the job; filled from Horovod after ``hvd.init()``."""
+
+    rank: int
+    size: int
+    local_rank: int
+    local_size: int
+    run_dir: str
+    attempt: int = 0
+
+    @property
+    def is_root(self) -> bool:
+        """Rank 0 alone writes checkpoints, metrics and the summary."""
+        return self.rank == 0
+
+
+def launch_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """Read the launcher's variables (run dir, attempt) without touching Horovod."""
+    env = os.environ if environ is None else environ
+    try:
+        attempt = int(env.get(ENV_ATTEMPT, "0") or 0)
+    except ValueError:
+        attempt = 0
+    return {"run_dir": env.get(ENV_RUN_DIR) or os.getcwd(), "attempt": attempt}
+
+
+class StopRequested(Exception):
+    """All ranks agreed to stop (a signal arrived) and rank 0 saved a checkpoint."""
+
+    def __init__(self, summary: Dict[str, Any]):
+        super().__init__("stopped on request; checkpoint saved")
+        self.summary = summary
+
+
+class Adapter(abc.ABC):
+    """One framework's managed training run.
+
+    The worker calls :meth:`init` (which starts Horovod, so only the adapter can do it) and then
+    :meth:`run`, which returns the summary (rank 0 also writes it to ``summary.json``) or raises
+    :class:`StopRequested` when the ranks agreed to stop early.
+    """
+
+    framework: str = ""
+
+    @abc.abstractmethod
+    def init(self, run_dir: str, attempt: int) -> RankContext:
+        """Initialise Horovod and pin the device; return where this rank sits."""
+
+    @abc.abstractmethod
+    def run(self, spec: JobSpec, ctx: RankContext) -> Dict[str, Any]:
+        """Train according to ``spec.train`` and return the summary."""

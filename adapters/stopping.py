@@ -1,0 +1,41 @@
+"""Graceful stop: a signal only raises a flag; ranks act on it together at a step boundary.
+
+Slurm sends SIGUSR1 (``--signal``) before preemption or the time limit, and Ctrl-C on the launcher
+turns into SIGTERM. Stopping inside a collective would hang the other ranks, so the handler just
+records the request and the training loop asks all ranks (an allreduce-max of the flag) whether
+anyone wants to stop.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Iterable, Optional
+
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+
+
+class StopFlag:
+    """Set by SIGUSR1/SIGTERM; read once per step by the training loop."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name: Optional[str] = None
+
+    def install(self, signals: Iterable[signal.Signals] = STOP_SIGNALS) -> "StopFlag":
+        """Route the stop signals to this flag (main thread only, as Python requires)."""
+        for sig in signals:
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def request(self, reason: str = "request") -> None:
+        """Ask to stop without a signal (used by tests and embedding code)."""
+        self.signal_name = reason
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()

@@ -1,0 +1,329 @@
+"""Run a LaunchPlan: the only place in hvdjob that starts job processes.
+
+It starts the plan's processes (each in its own session so it can be signalled as a group), routes
+their output, and watches them. When a rank fails, the others are stopped and the failure is named
+with the last lines of that rank's log. SIGINT/SIGTERM stop every rank gracefully (ranks checkpoint
+and exit 75); a second Ctrl-C kills at once. Whatever happens, no process of the run outlives it:
+besides process groups, a final sweep kills any process carrying this run's ``HVDJOB_RUN_ID``
+(horovodrun and mpirun start ranks in sessions of their own).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, TextIO, Tuple
+
+from hvdrun_cli.launch.output import OutputRouter, RankEnd, pump
+from hvdrun_cli.launch.plan import LaunchPlan
+from hvdrun_cli.launch.rendezvous import Rendezvous
+
+EXIT_PREEMPTED = 75  # ranks saved a checkpoint and stopped on request; a resume continues
+FAILURE_GRACE_S = 5.0  # peers of a dead rank are usually stuck in a collective: don't wait long
+STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM / preemption
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class JobResult:
+    exit_code: int
+    message: str
+    failed_rank: Optional[int] = None
+    tail: Tuple[str, ...] = ()
+    stopped_by_signal: Optional[str] = None
+    wall_time_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class _State:
+    stop_signal: Optional[int] = None
+    stop_requested_at: Optional[float] = None
+    kill_now: bool = False
+    failure: Optional[RankEnd] = None
+    failure_at: Optional[float] = None
+    forward_queue: List[int] = field(default_factory=list)
+
+
+class Execution:
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        terminal: TextIO = sys.stdout,
+        quiet: bool = False,
+        progress_timeout_s: Optional[float] = None,
+        install_signal_handlers: bool = True,
+    ):
+        self.plan = plan
+        self.router = OutputRouter(plan.run_dir, terminal, quiet=quiet)
+        self._procs: List[subprocess.Popen] = []
+        self._threads: List[threading.Thread] = []
+        self._state = _State()
+        self._progress_timeout_s = progress_timeout_s
+        self._install_handlers = install_signal_handlers
+        self._rendezvous: Optional[Rendezvous] = None
+
+    # -- public -------------------------------------------------------------------------------
+    def run(self) -> JobResult:
+        started = time.monotonic()
+        previous = self._install_signal_handlers() if self._install_handlers else {}
+        try:
+            self._write_files()
+            self._start_rendezvous()
+            self._spawn_all()
+            result = self._watch()
+        finally:
+            self._stop_everything()
+            self._restore_signal_handlers(previous)
+            if self._rendezvous:
+                self._rendezvous.stop()
+            for thread in self._threads:
+                thread.join(timeout=5)
+            self.router.close()
+        return JobResult(
+            exit_code=result.exit_code,
+            message=result.message,
+            failed_rank=result.failed_rank,
+            tail=result.tail,
+            stopped_by_signal=result.stopped_by_signal,
+            wall_time_s=time.monotonic() - started,
+        )
+
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Stop gracefully (as on SIGTERM); callable from another thread."""
+        self._on_signal(signum, None)
+
+    # -- setup --------------------------------------------------------------------------------
+    def _write_files(self) -> None:
+        for f in self.plan.files:
+            os.makedirs(os.path.dirname(f.path) or ".", exist_ok=True)
+            tmp = f.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(f.content)
+            os.replace(tmp, f.path)
+
+    def _start_rendezvous(self) -> None:
+        if self.plan.rendezvous_port is None:
+            return
+        self._rendezvous = Rendezvous(self.plan.rendezvous_port, self.plan.layout)
+        self._rendezvous.start()
+
+    def _spawn_all(self) -> None:
+        base_env = dict(os.environ)
+        base_env.update(self.plan.env_dict())
+        for proc_spec in self.plan.processes:
+            env = dict(base_env)
+            env.update(proc_spec.env_dict())
+            proc = subprocess.Popen(
+                list(proc_spec.argv),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            self._procs.append(proc)
+            assert proc.stdout is not None
+            thread = threading.Thread(target=pump, args=(proc.stdout, self.router), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    # -- watching -----------------------------------------------------------------------------
+    def _watch(self) -> JobResult:
+        st = self._state
+        while True:
+            self._deliver_forwarded_signals()
+            codes = [p.poll() for p in self._procs]
+            failure = self.router.first_failure()
+            if failure is None:
+                failure = self._failed_launcher_process(codes)
+            if failure and st.failure is None and st.stop_signal is None:
+                st.failure, st.failure_at = failure, time.monotonic()
+                self.router.note(f"hvdjob: {failure.describe()}; stopping the other ranks")
+                self._signal_all(signal.SIGTERM)
+            if all(c is not None for c in codes):
+                return self._result(codes)
+            now = time.monotonic()
+            if st.failure_at is not None and now - st.failure_at > FAILURE_GRACE_S:
+                self._signal_all(signal.SIGKILL)
+            if st.stop_requested_at is not None and (st.kill_now or now - st.stop_requested_at > STOP_GRACE_S):
+                self._signal_all(signal.SIGKILL)
+            stalled = self._stalled_ranks(now)
+            if stalled and st.failure is None and st.stop_signal is None:
+                names = ", ".join(str(r) for r in stalled)
+                self.router.note(
+                    f"hvdjob: no output from rank(s) {names} for {self._progress_timeout_s:.0f} s; stopping the job"
+                )
+                st.failure = RankEnd(stalled[0], 124, None, now)
+                st.failure_at = now
+                self._signal_all(signal.SIGTERM)
+            time.sleep(POLL_S)
+
+    def _failed_launcher_process(self, codes: List[Optional[int]]) -> Optional[RankEnd]:
+        """A launcher process (e.g. mpirun) that died without any rank reporting a failure."""
+        for proc_spec, code in zip(self.plan.processes, codes):
+            if code not in (None, 0) and not self.router.ends:
+                rank = proc_spec.rank if proc_spec.rank is not None else -1
+                if code < 0:
+                    return RankEnd(rank, None, signal.Signals(-code).name, time.monotonic())
+                return RankEnd(rank, code, None, time.monotonic())
+        return None
+
+    def _stalled_ranks(self, now: float) -> List[int]:
+        if not self._progress_timeout_s:
+            return []
+        last = self.router.last_output
+        if not last:
+            return []
+        newest = max(last.values())
+        if now - newest < self._progress_timeout_s:
+            return []
+        return sorted(last)
+
+    def _result(self, codes: List[Optional[int]]) -> JobResult:
+        st = self._state
+        if st.failure is not None:
+            rank = st.failure.rank
+            tail = tuple(self.router.tail(rank)) if rank >= 0 else ()
+            where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
+            if st.failure.exit_code == 124 and st.failure.signal_name is None and self._progress_timeout_s:
+                message = f"job stopped: no progress for {self._progress_timeout_s:.0f} s"
+                return JobResult(124, message, rank, tail)
+            code = st.failure.exit_code
+            if code is None:
+                code = 128 + _signal_number(st.failure.signal_name)
+            what = st.failure.describe() if rank >= 0 else f"launcher exited with code {code}"
+            return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail)
+        if st.stop_signal is not None:
+            name = signal.Signals(st.stop_signal).name
+            preempted = all(e.exit_code == EXIT_PREEMPTED for e in self.router.ends) and self.router.ends
+            if preempted:
+                return JobResult(EXIT_PREEMPTED, f"job stopped on {name}; ranks saved a checkpoint", stopped_by_signal=name)
+            return JobResult(128 + st.stop_signal, f"job stopped on {name}", stopped_by_signal=name)
+        worst = max((c or 0) for c in codes)
+        if worst == 0:
+            return JobResult(0, "job finished")
+        if all(e.exit_code == EXIT_PREEMPTED for e in self.router.ends) and self.router.ends:
+            return JobResult(EXIT_PREEMPTED, "ranks saved a checkpoint and stopped")
+        return JobResult(worst, f"job failed: launcher exited with code {worst}")
+
+    # -- signals ------------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> Dict[int, object]:
+        previous: Dict[int, object] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, self._on_signal)
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: Dict[int, object]) -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        st = self._state
+        if signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if st.stop_signal is not None:
+                st.kill_now = True  # second Ctrl-C: no more waiting
+                return
+            st.stop_signal = signum
+            st.stop_requested_at = time.monotonic()
+            st.forward_queue.append(signal.SIGTERM)
+        else:
+            # SIGUSR1/2: Slurm's "time is nearly up" warning: ranks checkpoint and stop.
+            if st.stop_signal is None:
+                st.stop_signal = signum
+                st.stop_requested_at = time.monotonic()
+            st.forward_queue.append(signum)
+
+    def _deliver_forwarded_signals(self) -> None:
+        queue = self._state.forward_queue
+        while queue:
+            signum = queue.pop(0)
+            self.router.note(f"hvdjob: {signal.Signals(signum).name} received; asking ranks to checkpoint and stop")
+            self._signal_all(signum)
+
+    def _signal_all(self, signum: int) -> None:
+        """Signal the launcher processes; they (or the rank supervisors) pass it on to the ranks.
+
+        Only SIGKILL goes to whole process groups and to every process of the run: any other signal
+        goes to processes that handle it, because a rank still importing its framework would die of
+        an unhandled SIGUSR1 instead of checkpointing.
+        """
+        for proc in self._procs:
+            if proc.poll() is None:
+                try:
+                    if signum == signal.SIGKILL:
+                        os.killpg(proc.pid, signum)
+                    else:
+                        proc.send_signal(signum)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if signum == signal.SIGKILL:
+            signal_run_processes(self.plan.run_id, signum)
+        elif self.plan.launcher == "gloo":
+            # horovodrun neither forwards SIGUSR1 nor stops ranks gracefully: reach the supervisors.
+            signal_run_processes(self.plan.run_id, signum, supervisors_only=True)
+
+    def _stop_everything(self) -> None:
+        if any(p.poll() is None for p in self._procs):
+            self._signal_all(signal.SIGKILL)
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        signal_run_processes(self.plan.run_id, signal.SIGKILL)
+
+
+def _signal_number(name: Optional[str]) -> int:
+    try:
+        return int(signal.Signals[name]) if name else 1
+    except KeyError:
+        return 1
+
+
+def run_process_ids(run_id: str) -> List[int]:
+    """Processes on this machine whose environment carries this run's id."""
+    marker = f"HVDJOB_RUN_ID={run_id}".encode()
+    pids = []
+    own = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker in fh.read().split(b"\0"):
+                    pids.append(int(entry))
+        except (OSError, PermissionError):
+            continue
+    return pids
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"hvdrun_cli.launch.rank_io" in fh.read()
+    except OSError:
+        return False
+
+
+def signal_run_processes(run_id: str, signum: int, supervisors_only: bool = False) -> int:
+    count = 0
+    for pid in run_process_ids(run_id):
+        if supervisors_only and not _is_supervisor(pid):
+            continue
+        try:
+            os.kill(pid, signum)
+            count += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return count

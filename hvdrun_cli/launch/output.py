@@ -1,0 +1,128 @@
+"""Live rank output: demultiplex ``[RANK] text`` lines to the terminal and to per-rank log files.
+
+Every rank's output reaches the launching machine through its launcher (our own pipes, horovodrun,
+mpirun or srun), already labelled by the rank supervisor. This module keeps the logs on the
+launching machine, so they exist even when ranks ran on hosts without a shared filesystem.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import IO, Deque, Dict, List, Optional, TextIO
+
+# horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
+_HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
+_RANK_LINE = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
+_END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
+_START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
+TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class RankEnd:
+    rank: int
+    exit_code: Optional[int]  # None when killed by a signal
+    signal_name: Optional[str]
+    at: float
+
+    @property
+    def failed(self) -> bool:
+        return self.exit_code != 0
+
+    def describe(self) -> str:
+        if self.signal_name:
+            return f"rank {self.rank} was killed by {self.signal_name}"
+        return f"rank {self.rank} exited with code {self.exit_code}"
+
+
+class OutputRouter:
+    """Thread-safe sink for launcher output lines."""
+
+    def __init__(self, run_dir: str, terminal: TextIO, quiet: bool = False):
+        self._run_dir = run_dir
+        self._terminal = terminal
+        self._quiet = quiet
+        self._lock = threading.Lock()
+        self._logs: Dict[int, IO[str]] = {}
+        self._launcher_log: IO[str] = open(os.path.join(run_dir, "launcher.log"), "a", encoding="utf-8")
+        self._tails: Dict[int, Deque[str]] = {}
+        self.ends: List[RankEnd] = []
+        self.rank_pids: Dict[int, int] = {}
+        self.last_output: Dict[int, float] = {}
+
+    def rank_log_path(self, rank: int) -> str:
+        return os.path.join(self._run_dir, f"rank.{rank}.log")
+
+    def feed(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\n")
+        text = _HOROVODRUN_PREFIX.sub("", text, count=1)
+        match = _RANK_LINE.match(text)
+        with self._lock:
+            if not match:
+                self._launcher_log.write(text + "\n")
+                self._launcher_log.flush()
+                self._show(text)
+                return
+            rank, body = int(match.group(1)), match.group(2)
+            self._record(rank, body)
+            self._show(f"[{rank}] {body}")
+
+    def _record(self, rank: int, body: str) -> None:
+        log = self._logs.get(rank)
+        if log is None:
+            log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
+        log.write(body + "\n")
+        log.flush()
+        self.last_output[rank] = time.monotonic()
+        end = _END_LINE.match(body)
+        if end:
+            code = int(end.group(2)) if end.group(2) is not None else None
+            self.ends.append(RankEnd(int(end.group(1)), code, end.group(3), time.monotonic()))
+            return
+        start = _START_LINE.match(body)
+        if start:
+            self.rank_pids[int(start.group(1))] = int(start.group(2))
+            return
+        self._tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(body)
+
+    def _show(self, line: str) -> None:
+        if self._quiet:
+            return
+        try:
+            self._terminal.write(line + "\n")
+            self._terminal.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def note(self, message: str) -> None:
+        """A line from hvdjob itself: shown and kept in launcher.log."""
+        with self._lock:
+            self._launcher_log.write(message + "\n")
+            self._launcher_log.flush()
+            self._show(message)
+
+    def tail(self, rank: int, lines: int = 10) -> List[str]:
+        with self._lock:
+            return list(self._tails.get(rank, ()))[-lines:]
+
+    def first_failure(self) -> Optional[RankEnd]:
+        with self._lock:
+            failed = [e for e in self.ends if e.failed]
+        return min(failed, key=lambda e: e.at) if failed else None
+
+    def close(self) -> None:
+        with self._lock:
+            for log in self._logs.values():
+                log.close()
+            self._launcher_log.close()
+
+
+def pump(stream: IO[bytes], router: OutputRouter) -> None:
+    """Reader-thread body: forward every line of one launcher process to the router."""
+    for line in iter(stream.readline, b""):
+        router.feed(line)
+    stream.close()

@@ -1,0 +1,132 @@
+"""Rank supervisor: runs one rank's process and labels everything it prints with the rank.
+
+Started by every launcher as ``python -m hvdrun_cli.launch.rank_io -- <rank command>``. It is tiny
+(no framework imports) and does four things that work the same under the local launcher, horovodrun,
+mpirun and srun:
+
+* prefixes each output line with ``[RANK] `` so hvdjob can show live output and keep per-rank logs
+  on the launching machine, even for ranks on other hosts;
+* forwards SIGINT/SIGTERM/SIGUSR1/SIGUSR2/SIGHUP to the rank (graceful stop, Slurm preemption);
+* reports how the rank ended (exit code or signal) in one recognisable line, then exits with the
+  rank's status (128+N for a signal), so the launcher can name the failed rank;
+* under srun, turns ``SLURM_PROCID`` into Horovod's Gloo rank variables from the plan's layout file.
+It also asks the kernel to kill the rank if the supervisor itself dies, so no rank is orphaned.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1
+RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
+
+
+def detect_rank(environ: Mapping[str, str]) -> str:
+    for name in RANK_VARIABLES:
+        if environ.get(name, "").isdigit():
+            return environ[name]
+    return "?"
+
+
+def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Horovod Gloo rank variables for this Slurm task, from the layout file the plan wrote."""
+    layout_path = environ.get("HVDJOB_GLOO_LAYOUT")
+    procid = environ.get("SLURM_PROCID")
+    if not layout_path or procid is None or "HOROVOD_RANK" in environ:
+        return {}
+    with open(layout_path, encoding="utf-8") as fh:
+        slot = json.load(fh)[int(procid)]
+    return {
+        "HOROVOD_HOSTNAME": slot["hostname"],
+        "HOROVOD_RANK": str(slot["rank"]),
+        "HOROVOD_SIZE": str(slot["size"]),
+        "HOROVOD_LOCAL_RANK": str(slot["local_rank"]),
+        "HOROVOD_LOCAL_SIZE": str(slot["local_size"]),
+        "HOROVOD_CROSS_RANK": str(slot["cross_rank"]),
+        "HOROVOD_CROSS_SIZE": str(slot["cross_size"]),
+    }
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGKILL when the supervisor dies (Linux only; best effort elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def describe_end(rank: str, returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"hvdjob: rank {rank} was killed by {name}"
+    return f"hvdjob: rank {rank} exited with code {returncode}"
+
+
+def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> int:
+    env = dict(os.environ if environ is None else environ)
+    env.update(slurm_gloo_env(env))
+    rank = detect_rank(env)
+    prefix = f"[{rank}] ".encode()
+    out = sys.stdout.buffer
+
+    def emit(data: bytes) -> None:
+        try:
+            out.write(prefix + data)
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the launcher is gone: the rank keeps going until it is signalled
+
+    try:
+        child = subprocess.Popen(
+            list(command),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as exc:
+        emit(f"hvdjob: rank {rank} could not start {command[0]}: {exc}\n".encode())
+        return 127
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            child.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+
+    emit(f"hvdjob: rank {rank} started (pid {child.pid} on {socket.gethostname()})\n".encode())
+    assert child.stdout is not None
+    for line in iter(child.stdout.readline, b""):
+        emit(line if line.endswith(b"\n") else line + b"\n")
+    returncode = child.wait()
+    emit((describe_end(rank, returncode) + "\n").encode())
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        sys.stderr.write("usage: python -m hvdrun_cli.launch.rank_io -- COMMAND [ARGS...]\n")
+        sys.exit(2)
+    sys.exit(run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""What launch tools this machine has, probed once and passed into the pure plan builders.
+
+Builders never call ``which`` or run ``mpirun --version`` themselves (so they are testable with a
+fake ``Tools``); the CLI probes here and hands the answers in.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Tools:
+    python: str  # interpreter every rank runs (the one running hvdjob)
+    horovodrun: Optional[str] = None
+    mpirun: Optional[str] = None
+    mpi_implementation: Optional[str] = None  # "openmpi" | "mpich" | "intel" | "unknown"
+    srun: Optional[str] = None
+    sbatch: Optional[str] = None
+    is_root: bool = False
+    hostname: str = "localhost"
+    cores: int = 1
+
+
+def _which(name: str) -> Optional[str]:
+    """Prefer the tool next to our interpreter (the venv's horovodrun) over one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which(name)
+
+
+def mpi_implementation(mpirun: str) -> str:
+    try:
+        out = subprocess.run(
+            [mpirun, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    text = out.lower()
+    if "open mpi" in text or "open-mpi" in text or "openrte" in text:
+        return "openmpi"
+    if "intel" in text:
+        return "intel"
+    if "mpich" in text or "hydra" in text:
+        return "mpich"
+    return "unknown"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def probe_tools(need_mpi_flavour: bool = True) -> Tools:
+    mpirun = _which("mpirun")
+    return Tools(
+        python=sys.executable,
+        horovodrun=_which("horovodrun"),
+        mpirun=mpirun,
+        mpi_implementation=mpi_implementation(mpirun) if (mpirun and need_mpi_flavour) else None,
+        srun=_which("srun"),
+        sbatch=_which("sbatch"),
+        is_root=(os.geteuid() == 0),
+        hostname=socket.gethostname(),
+        cores=available_cores(),
+    )

@@ -1,0 +1,320 @@
+"""A real single-node Slurm cluster on localhost, for tests.
+
+Slurm-facing code is only trustworthy when it has talked to a real ``slurmctld``: sbatch's
+``#SBATCH`` parser, squeue's formats and requeue semantics all differ from what fakes would assume.
+:func:`local_slurm` starts ``munged``, ``slurmctld`` and ``slurmd`` with every file (config, key,
+sockets, state, spool, logs) in one temporary directory and free ports, so it neither needs nor
+touches a system-wide Slurm and several clusters can run side by side. On exit it cancels every job
+and stops every process it started (daemons, job steps and their children), so nothing is left running.
+
+Use it as a context manager, or through the session-scoped pytest fixture :func:`slurm_cluster`
+(import it into a ``conftest.py``). Client commands reach the cluster through ``cluster.env``
+(``SLURM_CONF`` points at the generated config).
+"""
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+
+DAEMONS = ("munged", "slurmctld", "slurmd")
+CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
+MARKER_VAR = "HVDJOB_TEST_SLURM_ROOT"  # set in every daemon's environment: finds their leftovers
+STARTUP_TIMEOUT = 60.0
+DRAIN_TIMEOUT = 30.0
+
+
+@dataclass
+class SlurmCluster:
+    """A running cluster: where its files are and the environment that reaches it."""
+
+    root: Path
+    conf: Path
+    env: Dict[str, str]
+    node: str = "localhost"
+    partition: str = "debug"
+    cpus: int = 1
+    processes: Dict[str, "subprocess.Popen[bytes]"] = field(default_factory=dict)
+
+    def run(self, argv: Sequence[str], timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a Slurm client command against this cluster and capture its output."""
+        return subprocess.run(
+            list(argv), env=self.env, capture_output=True, text=True, timeout=timeout, check=check
+        )
+
+    def job_state(self, job_id: str) -> Optional[str]:
+        """The job's state while slurmctld remembers it (MinJobAge), else None."""
+        out = self.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"], check=False)
+        state = out.stdout.strip()
+        return state or None
+
+    def wait_for_state(self, job_id: str, states: Sequence[str], timeout: float = 120.0) -> str:
+        """Poll until the job reaches one of ``states``; return it (AssertionError on timeout)."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.job_state(job_id)
+            if state in states:
+                return state
+            time.sleep(0.5)
+        raise AssertionError(f"job {job_id} did not reach {list(states)} in {timeout}s (last: {state})\n{self.logs()}")
+
+    def logs(self, lines: int = 30) -> str:
+        """The tail of every daemon log: shown when something about the cluster goes wrong."""
+        parts = []
+        for name in DAEMONS:
+            path = self.root / "log" / f"{name}.log"
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} ---\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+def missing_binaries() -> List[str]:
+    """The Slurm/munge programs this machine lacks (empty when a cluster can start)."""
+    return [name for name in DAEMONS + CLIENTS if _which(name) is None]
+
+
+def _which(name: str) -> Optional[str]:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
+    ctld_port, slurmd_port = _free_port(), _free_port()
+    while slurmd_port == ctld_port:
+        slurmd_port = _free_port()
+    lines = [
+        "ClusterName=hvdjobtest",
+        "SlurmctldHost=localhost",
+        f"SlurmctldPort={ctld_port}",
+        f"SlurmdPort={slurmd_port}",
+        f"SlurmUser={user}",
+        f"SlurmdUser={user}",
+        "AuthType=auth/munge",
+        "CredType=cred/munge",
+        f"AuthInfo=socket={munge_socket}",
+        f"StateSaveLocation={root / 'state'}",
+        f"SlurmdSpoolDir={root / 'spool'}",
+        f"SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}",
+        f"SlurmdPidFile={root / 'run' / 'slurmd.pid'}",
+        f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
+        f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_CPU",
+        "SchedulerType=sched/builtin",
+        "JobAcctGatherType=jobacct_gather/none",
+        "AccountingStorageType=accounting_storage/none",
+        "JobCompType=jobcomp/none",
+        "MpiDefault=none",
+        "JobRequeue=1",
+        "ReturnToService=2",
+        "KillWait=5",
+        "MinJobAge=600",  # finished jobs stay visible to squeue/scontrol (there is no accounting db)
+        "SlurmctldTimeout=30",
+        "SlurmdTimeout=60",
+        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
+        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+    ]
+    conf = root / "slurm.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def _start_munged(root: Path, as_root: bool) -> "tuple[subprocess.Popen[bytes], Path]":
+    """munged with a fresh key and its own socket, run as user munge when we are root."""
+    munge_dir = root / "munge"
+    munge_dir.mkdir()
+    munge_dir.chmod(0o711)  # munged insists that clients can reach its socket
+    key = munge_dir / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    sock = munge_dir / "munge.socket"
+    user_kwargs: Dict[str, str] = {}
+    if as_root:
+        entry = pwd.getpwnam("munge")
+        for path in (munge_dir, key):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        user_kwargs = {"user": "munge", "group": "munge"}
+    argv = [
+        _which("munged") or "munged",
+        "--foreground",
+        f"--socket={sock}",
+        f"--key-file={key}",
+        f"--pid-file={munge_dir / 'munged.pid'}",
+        f"--seed-file={munge_dir / 'munged.seed'}",
+        f"--log-file={munge_dir / 'munged.log'}",
+    ]
+    log = open(root / "log" / "munged.log", "wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=_daemon_env(root), **user_kwargs)
+    log.close()
+    _wait_until(lambda: sock.exists() or proc.poll() is not None, 15.0)
+    if proc.poll() is not None or not sock.exists():
+        raise RuntimeError(f"munged did not start:\n{(root / 'log' / 'munged.log').read_text(errors='replace')}")
+    return proc, sock
+
+
+def _daemon_env(root: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    env[MARKER_VAR] = str(root)
+    env["SLURM_CONF"] = str(root / "slurm.conf")
+    return env
+
+
+def _start_daemon(root: Path, name: str, argv: List[str]) -> "subprocess.Popen[bytes]":
+    log = open(root / "log" / f"{name}.out", "wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=_daemon_env(root), start_new_session=True)
+    log.close()
+    return proc
+
+
+def _wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def _node_idle(cluster: SlurmCluster) -> bool:
+    out = cluster.run(["sinfo", "-h", "-N", "-n", cluster.node, "-o", "%t"], timeout=10, check=False)
+    return out.returncode == 0 and out.stdout.strip() == "idle"
+
+
+@contextlib.contextmanager
+def local_slurm(cpus: Optional[int] = None, keep_dir: bool = False) -> Iterator[SlurmCluster]:
+    """Start a one-node cluster named ``localhost`` with partition ``debug``; stop it all on exit.
+
+    ``cpus`` defaults to the machine's core count. The yielded ``cluster.env`` is ``os.environ`` plus
+    ``SLURM_CONF``: pass it to every subprocess that should talk to this cluster. ``keep_dir`` (or
+    ``HVDJOB_KEEP_SLURM_DIR=1``) keeps the directory with the logs after exit.
+    """
+    missing = missing_binaries()
+    if missing:
+        raise RuntimeError(f"Slurm/munge programs not installed: {', '.join(missing)}")
+    cpus = cpus or os.cpu_count() or 1
+    as_root = os.geteuid() == 0
+    user = getpass.getuser()
+    root = Path(tempfile.mkdtemp(prefix="hvdslurm-"))  # short: unix socket paths max out at 108 bytes
+    root.chmod(0o755)  # munged (another user) must reach its own subdirectory
+    for sub in ("state", "spool", "log", "run"):
+        (root / sub).mkdir()
+    cluster: Optional[SlurmCluster] = None
+    try:
+        munged, munge_socket = _start_munged(root, as_root)
+        conf = _write_conf(root, user, cpus, munge_socket)
+        env = _daemon_env(root)  # jobs submitted with it carry the marker too
+        cluster = SlurmCluster(root=root, conf=conf, env=env, cpus=cpus, processes={"munged": munged})
+        cluster.processes["slurmctld"] = _start_daemon(root, "slurmctld", [_which("slurmctld") or "slurmctld", "-D", "-c", "-f", str(conf)])
+        cluster.processes["slurmd"] = _start_daemon(root, "slurmd", [_which("slurmd") or "slurmd", "-D", "-N", "localhost", "-f", str(conf)])
+        daemons_alive = lambda: all(p.poll() is None for p in cluster.processes.values())  # noqa: E731
+        if not _wait_until(lambda: not daemons_alive() or _node_idle(cluster), STARTUP_TIMEOUT, 0.5) or not daemons_alive():
+            raise RuntimeError(f"local Slurm did not come up (node not idle in {STARTUP_TIMEOUT}s)\n{cluster.logs()}")
+        yield cluster
+    finally:
+        if cluster is not None:
+            _shutdown(cluster)
+        else:
+            _stop_leftovers(root)
+        if not (keep_dir or os.environ.get("HVDJOB_KEEP_SLURM_DIR")):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _shutdown(cluster: SlurmCluster) -> None:
+    """Cancel every job, wait for the queue to drain, then stop the daemons and any leftovers."""
+    if cluster.processes.get("slurmctld") and cluster.processes["slurmctld"].poll() is None:
+        cluster.run(["scancel", "--user", getpass.getuser()], timeout=15, check=False)
+        _wait_until(lambda: _queue_empty(cluster), DRAIN_TIMEOUT, 0.5)
+    for name in ("slurmd", "slurmctld", "munged"):
+        proc = cluster.processes.get(name)
+        if proc is not None:
+            _terminate(proc)
+    _stop_leftovers(cluster.root)
+
+
+def _queue_empty(cluster: SlurmCluster) -> bool:
+    out = cluster.run(["squeue", "-h", "-o", "%i"], timeout=10, check=False)
+    return out.returncode != 0 or not out.stdout.strip()
+
+
+def _terminate(proc: "subprocess.Popen[bytes]", grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
+def _stop_leftovers(root: Path) -> None:
+    """Kill processes this cluster started that outlived their daemon (slurmstepd, job steps).
+
+    They are recognised by the marker variable every daemon was started with, which slurmstepd
+    and the jobs' processes inherit; nothing else on the machine carries this directory's path.
+    """
+    marker = f"{MARKER_VAR}={root}".encode()
+    for _ in range(2):
+        pids = [pid for pid in _pids_with_env(marker) if pid != os.getpid()]
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+
+
+def _pids_with_env(marker: bytes) -> List[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def slurm_env(cluster: SlurmCluster, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """``cluster.env`` plus ``extra``: the environment for a command under test."""
+    env = dict(cluster.env)
+    env.update(extra or {})
+    return env
+
+
+try:  # the fixture is offered only where pytest is importable; the context manager works without it
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def slurm_cluster() -> Iterator[SlurmCluster]:
+        """One local Slurm for the whole test session (starting it takes a few seconds)."""
+        missing = missing_binaries()
+        if missing:
+            pytest.skip(f"Slurm is not installed here (missing: {', '.join(missing)})")
+        with local_slurm() as cluster:
+            yield cluster
+
+except ImportError:  # pragma: no cover
+    pass

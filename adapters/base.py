@@ -9,9 +9,9 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
-from hvdrun_cli.spec.model import JobSpec
+from hvdrun_cli.spec.model import JobSpec, TrainSpec
 
 # Exit code of a rank that stopped on request (SIGUSR1/SIGTERM) after rank 0 saved a checkpoint.
 # The launcher treats it as "resume will continue" (EX_TEMPFAIL in sysexits.h).
@@ -43,14 +43,28 @@ class RankContext:
         return self.rank == 0
 
 
-def launch_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-    """Read the launcher's variables (run dir, attempt) without touching Horovod."""
-    env = os.environ if environ is None else environ
-    try:
-        attempt = int(env.get(ENV_ATTEMPT, "0") or 0)
-    except ValueError:
-        attempt = 0
-    return {"run_dir": env.get(ENV_RUN_DIR) or os.getcwd(), "attempt": attempt}
+@dataclass(frozen=True)
+class LaunchInfo:
+    """What the worker knows before Horovod starts: launcher variables and its own choices."""
+
+    run_dir: str
+    attempt: int = 0
+    threads: int = 1
+    process_start_unix_time: float = 0.0
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str], threads: int, process_start_unix_time: float) -> "LaunchInfo":
+        try:
+            attempt = int(environ.get(ENV_ATTEMPT, "0") or 0)
+        except ValueError:
+            attempt = 0
+        run_dir = environ.get(ENV_RUN_DIR) or os.getcwd()
+        return LaunchInfo(os.path.abspath(run_dir), attempt, threads, process_start_unix_time)
+
+
+def train_of(spec: JobSpec) -> TrainSpec:
+    """The managed-training settings, defaults when the spec has no ``train`` section."""
+    return spec.train if spec.train is not None else TrainSpec()
 
 
 class StopRequested(Exception):
@@ -72,8 +86,8 @@ class Adapter(abc.ABC):
     framework: str = ""
 
     @abc.abstractmethod
-    def init(self, run_dir: str, attempt: int) -> RankContext:
-        """Initialise Horovod and pin the device; return where this rank sits."""
+    def init(self, launch: LaunchInfo) -> RankContext:
+        """Initialise Horovod, size thread pools, pin the device; return where this rank sits."""
 
     @abc.abstractmethod
     def run(self, spec: JobSpec, ctx: RankContext) -> Dict[str, Any]:

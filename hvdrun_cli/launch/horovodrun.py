@@ -31,7 +31,8 @@ def build_horovodrun_plan(inputs: PlanInputs) -> LaunchPlan:
         hosts=inputs.hosts,
         run_dir=inputs.run_dir,
         run_id=inputs.run_id,
-        env=inputs.rank_env,
+        # horovodrun imports TensorFlow to check the build; keep its C++ log noise out of the job output.
+        env=env_tuple({"TF_CPP_MIN_LOG_LEVEL": "2", **dict(inputs.rank_env)}),
         notes=("gloo across hosts: horovodrun starts remote ranks over ssh",),
         attempt=inputs.attempt,
     )

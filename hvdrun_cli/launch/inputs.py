@@ -24,6 +24,7 @@ class PlanInputs:
     spec_json_path: str
     rank_env: Tuple[Tuple[str, str], ...]  # from rank_env.rank_env(), same for every rank
     attempt: int = 0
+    forward_env_names: Tuple[str, ...] = ()  # caller's variables launchers must pass on (PATH, ...)
     rendezvous_port: Optional[int] = None
     rendezvous_addr: Optional[str] = None
 

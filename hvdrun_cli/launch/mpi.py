@@ -7,8 +7,6 @@ from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.inputs import PlanInputs, all_local, hosts_flag
 from hvdrun_cli.launch.plan import LaunchPlan, ProcessSpec
 
-# Variables forwarded to every rank besides the plan's own: the rank must find the same Python.
-FORWARDED = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "HOME")
 
 
 def build_mpi_plan(inputs: PlanInputs) -> LaunchPlan:
@@ -32,12 +30,12 @@ def build_mpi_plan(inputs: PlanInputs) -> LaunchPlan:
             argv += ["-mca", "oob_tcp_if_include", ",".join(nics)]
         elif all_local(inputs.hosts, tools.hostname):
             argv += ["-mca", "btl_tcp_if_include", "lo", "-mca", "oob_tcp_if_include", "lo"]
-        for name in sorted(set(dict(inputs.rank_env)) | set(FORWARDED)):
+        for name in sorted(set(dict(inputs.rank_env)) | set(inputs.forward_env_names)):
             argv += ["-x", name]
     else:
         # MPICH / Intel MPI (hydra): -genvlist forwards the named variables.
         argv += ["-np", str(len(inputs.layout)), "-hosts", hosts_flag(inputs.layout)]
-        argv += ["-genvlist", ",".join(sorted(set(dict(inputs.rank_env)) | set(FORWARDED)))]
+        argv += ["-genvlist", ",".join(sorted(set(dict(inputs.rank_env)) | set(inputs.forward_env_names)))]
         notes.append(f"{tools.mpi_implementation} mpirun: hydra flags")
     argv += list(inputs.rank_command())
     return LaunchPlan(

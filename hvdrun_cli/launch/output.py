@@ -68,10 +68,11 @@ class OutputRouter:
                 self._show(text)
                 return
             rank, body = int(match.group(1)), match.group(2)
-            self._record(rank, body)
-            self._show(f"[{rank}] {body}")
+            if self._record(rank, body):
+                self._show(f"[{rank}] {body}")
 
-    def _record(self, rank: int, body: str) -> None:
+    def _record(self, rank: int, body: str) -> bool:
+        """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
         log = self._logs.get(rank)
         if log is None:
             log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
@@ -81,13 +82,15 @@ class OutputRouter:
         end = _END_LINE.match(body)
         if end:
             code = int(end.group(2)) if end.group(2) is not None else None
-            self.ends.append(RankEnd(int(end.group(1)), code, end.group(3), time.monotonic()))
-            return
+            ended = RankEnd(int(end.group(1)), code, end.group(3), time.monotonic())
+            self.ends.append(ended)
+            return ended.failed
         start = _START_LINE.match(body)
         if start:
             self.rank_pids[int(start.group(1))] = int(start.group(2))
-            return
+            return False
         self._tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(body)
+        return True
 
     def _show(self, line: str) -> None:
         if self._quiet:

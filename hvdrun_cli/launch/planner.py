@@ -24,12 +24,16 @@ from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
 from hvdrun_cli.launch.mpi import build_mpi_plan
 from hvdrun_cli.launch.plan import LaunchPlan, env_tuple
+from hvdrun_cli.launch.rendezvous import routable_address
 from hvdrun_cli.launch.rank_env import default_threads_per_rank, rank_env
 from hvdrun_cli.launch.srun import build_srun_plan
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import JobSpec
 
 SPEC_JSON = "spec.json"
+# Caller variables a launcher passes to remote ranks so they find the same Python and libraries.
+FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV")
+GLOO_VIA_HOROVODRUN = "HVDJOB_GLOO_VIA_HOROVODRUN"
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,13 @@ def resolve_hosts(spec: JobSpec, environ: Mapping[str, str]) -> HostSource:
     return HostSource((Host("localhost", res.np or 1),), "local")
 
 
-def choose_launcher(spec: JobSpec, source: HostSource, tools: Tools) -> Tuple[str, str]:
-    """(builder name, reason). Builders: local | gloo (horovodrun) | mpi | srun."""
+def choose_launcher(
+    spec: JobSpec, source: HostSource, tools: Tools, environ: Mapping[str, str]
+) -> Tuple[str, str]:
+    """(builder name, reason). Builders: local | gloo (horovodrun) | mpi | srun.
+
+    ``HVDJOB_GLOO_VIA_HOROVODRUN=1`` makes a local Gloo launch go through horovodrun as well.
+    """
     local = all_local(source.hosts, tools.hostname)
     wanted = spec.launcher
     if wanted == "srun":
@@ -67,7 +76,9 @@ def choose_launcher(spec: JobSpec, source: HostSource, tools: Tools) -> Tuple[st
             )
         return "srun", "requested"
     if wanted == "gloo":
-        return ("local", "requested gloo; all ranks on this machine") if local else ("gloo", "requested")
+        if local and environ.get(GLOO_VIA_HOROVODRUN) != "1":
+            return "local", "requested gloo; all ranks on this machine"
+        return "gloo", "requested"
     if wanted == "mpi":
         return "mpi", "requested"
     if source.origin == "slurm" and tools.srun:
@@ -93,7 +104,7 @@ def make_plan(
     source = resolve_hosts(spec, environ)
     np = spec.resources.np or total_slots(source.hosts)
     layout = assign_ranks(source.hosts, np)
-    builder, reason = choose_launcher(spec, source, tools)
+    builder, reason = choose_launcher(spec, source, tools, environ)
 
     threads = spec.horovod.threads_per_rank
     if threads is None and all_local(source.hosts, tools.hostname):
@@ -112,6 +123,7 @@ def make_plan(
         spec_json_path=spec_json_path,
         rank_env=env_tuple(env),
         attempt=attempt,
+        forward_env_names=tuple(name for name in FORWARDED_ENV if name in environ),
         rendezvous_port=rendezvous_port,
         rendezvous_addr=rendezvous_addr or ("127.0.0.1" if builder == "local" else None),
     )
@@ -125,12 +137,18 @@ def make_plan(
     return replace(plan, notes=notes)
 
 
-def needs_rendezvous(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> bool:
-    """Whether hvdjob must serve a Gloo rendezvous for this launch (so the caller reserves a port)."""
+def rendezvous_address_for(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Optional[str]:
+    """Where hvdjob must serve a Gloo rendezvous for this launch, or None when it needs none.
+
+    Local launches use loopback; srun ranks on other nodes need this host's routable address.
+    """
     try:
         source = resolve_hosts(spec, environ)
-        builder, _ = choose_launcher(spec, source, tools)
+        builder, _ = choose_launcher(spec, source, tools, environ)
     except (UserInputError, LaunchError):
-        return False
-    return builder in ("local", "srun")
-
+        return None  # make_plan reports the same problem properly
+    if builder == "local":
+        return "127.0.0.1"
+    if builder == "srun":
+        return routable_address()
+    return None

@@ -124,16 +124,21 @@ class SlurmClient:
     def available(self, tool: str) -> bool:
         return self._which(tool) is not None
 
+    def require(self, tool: str) -> str:
+        """The tool's path, or the clear "not installed" error before anything else is done."""
+        exe = self._which(tool)
+        if exe is None:
+            raise SlurmToolMissing(
+                f"{tool} not found: hvdjob {self.purpose} needs Slurm's client tools (install slurm-client)"
+            )
+        return exe
+
     def _which(self, tool: str) -> Optional[str]:
         path = (self.env or os.environ).get("PATH")
         return shutil.which(tool, path=path)
 
     def _run(self, argv: List[str], check: bool = True) -> "subprocess.CompletedProcess[str]":
-        exe = self._which(argv[0])
-        if exe is None:
-            raise SlurmToolMissing(
-                f"{argv[0]} not found: hvdjob {self.purpose} needs Slurm's client tools (install slurm-client)"
-            )
+        exe = self.require(argv[0])
         try:
             result = subprocess.run(
                 [exe, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=self.timeout, check=False

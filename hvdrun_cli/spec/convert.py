@@ -169,10 +169,7 @@ class Converter:
         return node.to_plain()
 
     def _wrong_type(self, field: schema.Field, node: Node) -> Any:
-        message = _TYPE_NAMES[field.kind]
-        if field.optional:
-            message += " (or empty for the default)"
-        self.report(node, field.path, message, _shown(node))
+        self.report(node, field.path, _TYPE_NAMES[field.kind], _shown(node))
         return _INVALID
 
     # ---- paths -------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _fill_defaults(root: Node, data: Dict[str, Any], label: str, cwd: str) -> Li
         wrong = schema.CHECKS["name"](stem)
         if wrong:
             problems.append(Problem(
-                f"defaults to the file name '{stem}', which {wrong[len('must be '):] and 'is not ' + wrong[len('must be '):]};"
+                f"is not set, and the file name '{stem}' cannot be a job name: it {wrong};"
                 " set 'name:' in the spec",
                 file=label, line=root.line, key="name",
             ))

@@ -141,11 +141,12 @@ def resolve_plain_scalar(text: str) -> Any:
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, file: Optional[str], text: Optional[str]) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    message = exc.problem or exc.context or "not valid YAML"
-    if exc.context and exc.problem and exc.context_mark is not None:
-        message += f" ({exc.context} started on line {exc.context_mark.line + 1})"
-    elif exc.context and exc.problem:
-        message += f" ({exc.context})"
+    message, context = exc.problem or exc.context or "not valid YAML", exc.context
+    if "another document" in message:
+        message, context = "found a second YAML document", None
+    opened = exc.context_mark
+    if exc.problem and context and opened is not None and mark is not None and opened.line != mark.line:
+        message += f" ({context} started on line {opened.line + 1})"
     hint = _hint(exc, text)
     if hint:
         message += f"; {hint}"
@@ -157,12 +158,12 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: Optional[str], text: Option
 def _hint(exc: yaml.MarkedYAMLError, text: Optional[str]) -> str:
     """A likely cause for the YAML errors people actually hit in job specs."""
     problem = exc.problem or ""
+    if "another document" in problem:
+        return "a job spec is one document (remove the '---' line)"
     if "'\\t'" in problem:
         return "YAML does not allow tabs for indentation, use spaces"
     if "got '{'" in problem and text and "${" in text:
         return "quote values that use ${...} inside [ ] or { }"
-    if "another document" in problem:
-        return "a job spec is one YAML document (remove the '---' line)"
     return ""
 
 

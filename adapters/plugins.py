@@ -1,0 +1,58 @@
+"""Resolve ``module:function`` references from the spec (custom model, data, optimizer, loss).
+
+The spec's directory goes on ``sys.path`` first, so a ``models.py`` next to ``job.yaml`` is found
+without packaging it. A bad reference is the user's input error, reported with its spec key.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, Callable, Optional
+
+from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.spec.model import JobSpec
+
+
+def is_reference(name: str) -> bool:
+    """True for ``module:function`` (built-in names never contain a colon)."""
+    return ":" in name
+
+
+def spec_dir(spec: JobSpec) -> Optional[str]:
+    if spec.base_dir:
+        return spec.base_dir
+    if spec.source:
+        return os.path.dirname(os.path.abspath(spec.source))
+    return None
+
+
+def resolve(reference: str, key: str, spec: JobSpec) -> Callable[..., Any]:
+    """Import ``module:function`` and return the callable, or fail naming ``key``."""
+    module_name, _, attr = reference.partition(":")
+    if not module_name or not attr:
+        raise UserInputError(Problem("must look like 'module:function'", key=key, got=reference))
+    directory = spec_dir(spec)
+    if directory and directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UserInputError(Problem(f"module {module_name!r} not found (searched {directory or 'sys.path'})",
+                                         key=key, got=reference)) from exc
+        raise  # the module exists but one of its own imports failed: show the real traceback
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UserInputError(Problem(f"{module_name!r} has no attribute {attr!r}", key=key, got=reference))
+        target = getattr(target, part)
+    if not callable(target):
+        raise UserInputError(Problem(f"{reference!r} is not callable", key=key, got=reference))
+    return target
+
+
+def unknown_builtin(key: str, got: str, choices: "tuple[str, ...]") -> UserInputError:
+    """The error for a name that is neither built in nor a ``module:function`` reference."""
+    return UserInputError(Problem(f"unknown name; built-ins are {', '.join(choices)}, or use 'module:function'",
+                                  key=key, got=got))

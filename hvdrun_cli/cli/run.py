@@ -1,0 +1,101 @@
+"""``hvdjob run job.yaml``: build the launch plan, print it (--dry-run) or execute it."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+
+from hvdrun_cli.cli.common import clean_errors, echo_json
+from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
+from hvdrun_cli.errors import JobFailed
+from hvdrun_cli.launch.attempts import run_attempts
+from hvdrun_cli.launch.plan import LaunchPlan
+from hvdrun_cli.launch.planner import SPEC_JSON, make_plan, rendezvous_address_for
+from hvdrun_cli.launch.rendezvous import free_port
+from hvdrun_cli.launch.rundir import make_run_dir, new_run_id, write_json_atomic
+from hvdrun_cli.launch.tools import probe_tools
+from hvdrun_cli.spec import load_spec
+from hvdrun_cli.spec.model import JobSpec
+
+
+def build_plan(spec: JobSpec, run_dir: str, run_id: str, attempt: int) -> LaunchPlan:
+    """One plan for one attempt; probes (tools, port, address) happen here, not in the builders."""
+    tools = probe_tools()
+    addr = rendezvous_address_for(spec, os.environ, tools)
+    port = free_port() if addr else None
+    return make_plan(
+        spec,
+        environ=os.environ,
+        tools=tools,
+        run_dir=run_dir,
+        run_id=run_id,
+        attempt=attempt,
+        rendezvous_port=port,
+        rendezvous_addr=addr,
+    )
+
+
+@click.command("run")
+@click.argument("spec_path", metavar="JOB.yaml")
+@spec_options
+@click.option("--dry-run", is_flag=True, help="Print the launch plan (argv, env, rank layout) and stop.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Use this run directory instead of runs/<name>/<id>.")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
+@click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job when no rank prints anything for N seconds.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
+@clean_errors
+def run(
+    spec_path: str,
+    dry_run: bool,
+    as_json: bool,
+    run_dir: Optional[str],
+    max_restarts: Optional[int],
+    progress_timeout: Optional[int],
+    quiet: bool,
+    spec_flags: SpecFlags,
+) -> None:
+    """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
+    spec = load_spec(spec_path, spec_flags.overrides())
+    run_id = new_run_id()
+    if dry_run:
+        planned_dir = run_dir or os.path.join(spec.run_root, spec.name, run_id)
+        plan = build_plan(spec, os.path.abspath(planned_dir), run_id, attempt=0)
+        if as_json:
+            echo_json(plan.to_dict())
+        else:
+            click.echo(plan.render_text())
+        return
+
+    directory = make_run_dir(spec, run_id, run_dir)
+    write_json_atomic(os.path.join(directory, SPEC_JSON), spec.to_dict())
+    restarts = spec.restarts if max_restarts is None else max_restarts
+    timeout = progress_timeout or spec.watchdog.progress_timeout_seconds
+
+    def save_plan(plan: LaunchPlan) -> None:
+        write_json_atomic(os.path.join(directory, "plan.json"), plan.to_dict())
+
+    click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
+    result = run_attempts(
+        lambda attempt: build_plan(spec, directory, run_id, attempt),
+        max_restarts=restarts,
+        terminal=sys.stdout,
+        quiet=quiet,
+        progress_timeout_s=timeout,
+        on_plan=save_plan,
+    )
+    write_json_atomic(
+        os.path.join(directory, "result.json"),
+        {
+            "exit_code": result.exit_code,
+            "message": result.message,
+            "failed_rank": result.failed_rank,
+            "wall_time_s": round(result.wall_time_s, 3),
+        },
+    )
+    if not result.ok:
+        lines = [result.message] + [f"    {line}" for line in result.tail]
+        raise JobFailed("\n".join(lines), exit_code=result.exit_code)
+    click.echo(f"hvdjob: {spec.name}: finished in {result.wall_time_s:.1f} s; logs in {directory}", err=True)

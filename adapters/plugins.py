@@ -6,9 +6,10 @@ without packaging it. A bad reference is the user's input error, reported with i
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import JobSpec
@@ -56,3 +57,18 @@ def unknown_builtin(key: str, got: str, choices: "tuple[str, ...]") -> UserInput
     """The error for a name that is neither built in nor a ``module:function`` reference."""
     return UserInputError(Problem(f"unknown name; built-ins are {', '.join(choices)}, or use 'module:function'",
                                   key=key, got=got))
+
+
+def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mapping[str, Any]) -> Any:
+    """Call a user factory with ``args`` plus those ``offered`` values its signature accepts.
+
+    A model function may take ``input_shape``/``num_classes`` or not; making every user function
+    accept them would only add boilerplate to their code.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in offered.items() if k not in args and (takes_any or k in params)}
+    return fn(**extra, **args)

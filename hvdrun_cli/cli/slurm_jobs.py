@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from typing import Dict, List, Sequence, Tuple
 
@@ -156,9 +157,9 @@ def _copy(fh) -> int:
     """Copy the rest of ``fh`` to stdout; returns the number of bytes copied."""
     data = fh.read()
     if data:
-        out = click.get_binary_stream("stdout")
-        out.write(data)
-        out.flush()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)  # bytes as written: a log may hold any encoding
+        sys.stdout.buffer.flush()
     return len(data)
 
 

@@ -162,8 +162,8 @@ def _launch_lines(run_argv: Sequence[str], requeue: int) -> List[str]:
     if requeue > 0:
         lines += [
             "",
-            f"# Exit {CHECKPOINTED_EXIT}: checkpoint saved on a signal. Requeue (at most {requeue} times);",
-            "# the next run resumes from that checkpoint.",
+            f"# Exit {CHECKPOINTED_EXIT}: the ranks saved a checkpoint on the signal. Requeue the job unless it",
+            f"# already restarted slurm.requeue={requeue} times; the next run resumes from that checkpoint.",
             f'if [ "$rc" -eq {CHECKPOINTED_EXIT} ] && [ "${{SLURM_RESTART_COUNT:-0}}" -lt {requeue} ]; then',
             '    echo "hvdjob: checkpoint saved; requeueing job $SLURM_JOB_ID" >&2',
             '    scontrol requeue "$SLURM_JOB_ID"',

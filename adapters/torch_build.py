@@ -1,0 +1,149 @@
+"""PyTorch model, optimizer and loss from the spec's names (built-ins or ``module:function``).
+
+Custom references:
+  * model ``module:function`` -> ``function(**model_args)`` returning an ``nn.Module``; it also gets
+    ``input_shape`` and ``num_classes`` if its signature accepts them.
+  * optimizer ``module:function`` -> ``function(params, lr=..., **optimizer_args)`` returning a
+    ``torch.optim.Optimizer``.
+  * loss ``module:function`` -> the loss itself, called as ``loss(outputs, targets)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.spec.model import JobSpec
+
+from . import plugins
+from .base import train_of
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _check_args(kind: str, name: str, args: Dict[str, Any], valid: Sequence[str]) -> None:
+    unknown = sorted(set(args) - set(valid))
+    if unknown:
+        raise UserInputError([Problem(f"not an option of {kind} {name!r} (valid: {', '.join(valid) or 'none'})",
+                                      key=f"train.{kind}_args.{k}") for k in unknown])
+
+
+def mlp(input_shape: Tuple[int, ...], num_classes: int, hidden: Sequence[int] = (64,),
+        dropout: float = 0.0) -> nn.Module:
+    """Fully connected classifier: flatten, then ``hidden`` ReLU layers."""
+    layers: list = [nn.Flatten()]
+    width = int(math.prod(input_shape))
+    for units in hidden:
+        layers += [nn.Linear(width, int(units)), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(float(dropout)))
+        width = int(units)
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+class _ToImage(nn.Module):
+    """Reshape flat features to (C, H, W); digits arrive as 64 values = one 8x8 image."""
+
+    def __init__(self, shape: Tuple[int, int, int]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def image_shape(input_shape: Tuple[int, ...]) -> Tuple[int, int, int]:
+    """(C, H, W) for the conv net: keep 3-D inputs, make square 1-channel images of flat ones."""
+    if len(input_shape) == 3:
+        return input_shape  # type: ignore[return-value]
+    if len(input_shape) == 2:
+        return (1, *input_shape)  # type: ignore[return-value]
+    side = int(math.isqrt(int(math.prod(input_shape))))
+    if side * side != int(math.prod(input_shape)):
+        raise UserInputError(Problem("model 'cnn' needs image-shaped inputs or a square number of features",
+                                     key="train.model", got=list(input_shape)))
+    return (1, side, side)
+
+
+def cnn(input_shape: Tuple[int, ...], num_classes: int, channels: Sequence[int] = (16, 32),
+        hidden: int = 64) -> nn.Module:
+    """Small conv net for tiny images (8x8 digits): 3x3 convs, one 2x2 pool, a dense head."""
+    shape = image_shape(input_shape)
+    layers: list = [_ToImage(shape)]
+    in_ch = shape[0]
+    for out_ch in channels:
+        layers += [nn.Conv2d(in_ch, int(out_ch), 3, padding=1), nn.ReLU()]
+        in_ch = int(out_ch)
+    pooled = (max(1, shape[1] // 2), max(1, shape[2] // 2))
+    layers += [nn.AdaptiveMaxPool2d(pooled), nn.Flatten(), nn.Linear(in_ch * pooled[0] * pooled[1], int(hidden)),
+               nn.ReLU(), nn.Linear(int(hidden), num_classes)]
+    return nn.Sequential(*layers)
+
+
+MODELS: Dict[str, Tuple[Callable[..., nn.Module], Tuple[str, ...]]] = {
+    "mlp": (mlp, ("hidden", "dropout")),
+    "cnn": (cnn, ("channels", "hidden")),
+}
+
+
+def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: int) -> nn.Module:
+    train = train_of(spec)
+    args = dict(train.model_args)
+    if plugins.is_reference(train.model):
+        fn = plugins.resolve(train.model, "train.model", spec)
+        model = plugins.call_factory(fn, {"input_shape": input_shape, "num_classes": num_classes}, args)
+        if not isinstance(model, nn.Module):
+            raise UserInputError(Problem("model function must return a torch.nn.Module", key="train.model",
+                                         got=type(model).__name__))
+        return model
+    if train.model not in MODELS:
+        raise plugins.unknown_builtin("train.model", train.model, tuple(MODELS))
+    fn, valid = MODELS[train.model]
+    _check_args("model", train.model, args, valid)
+    return fn(input_shape, num_classes, **args)
+
+
+_OPTIMIZER_ARGS = {"sgd": ("nesterov", "dampening"), "adam": ("betas", "eps", "amsgrad"),
+                   "adamw": ("betas", "eps", "amsgrad")}
+
+
+def build_optimizer(spec: JobSpec, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    train = train_of(spec)
+    args = dict(train.optimizer_args)
+    params = model.parameters()
+    if plugins.is_reference(train.optimizer):
+        fn = plugins.resolve(train.optimizer, "train.optimizer", spec)
+        return fn(params, lr=lr, **args)
+    name = train.optimizer.lower()
+    if name not in _OPTIMIZER_ARGS:
+        raise plugins.unknown_builtin("train.optimizer", train.optimizer, tuple(_OPTIMIZER_ARGS))
+    _check_args("optimizer", name, args, _OPTIMIZER_ARGS[name])
+    if "betas" in args:
+        args["betas"] = tuple(args["betas"])
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=train.momentum, weight_decay=train.weight_decay, **args)
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr, weight_decay=train.weight_decay, **args)
+
+
+def _mse_on_classes(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """MSE against one-hot targets when labels are class indices."""
+    if targets.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
+        targets = nn.functional.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
+    return nn.functional.mse_loss(outputs, targets)
+
+
+LOSSES: Dict[str, LossFn] = {"cross_entropy": nn.functional.cross_entropy, "mse": _mse_on_classes}
+
+
+def build_loss(spec: JobSpec) -> LossFn:
+    name = train_of(spec).loss
+    if plugins.is_reference(name):
+        return plugins.resolve(name, "train.loss", spec)
+    if name not in LOSSES:
+        raise plugins.unknown_builtin("train.loss", name, tuple(LOSSES))
+    return LOSSES[name]

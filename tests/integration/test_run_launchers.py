@@ -1,0 +1,111 @@
+"""``hvdjob run`` end to end with real Horovod ranks: local Gloo, mpirun and horovodrun launches."""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.hvdjob_process import (
+    processes_of_run,
+    read_json,
+    run_hvdjob,
+    start_hvdjob,
+    write_job,
+)
+
+pytestmark = pytest.mark.integration
+SCRIPTS = Path(__file__).parent / "scripts"
+RESULT_LINE = re.compile(r"^\[(\d)\] rank=(\d) size=2 local_rank=(\d) sum=3.0 params=([0-9a-f]+)$", re.M)
+
+
+def _job(tmp_path: Path, launcher: str, script: str = "allreduce_torch.py", args: str = "[]") -> Path:
+    return write_job(
+        tmp_path,
+        "job.yaml",
+        f"""
+        name: allreduce
+        framework: torch
+        script: {SCRIPTS / script}
+        args: {args}
+        launcher: {launcher}
+        resources: {{np: 2}}
+        """,
+    )
+
+
+def _assert_two_ranks_agree(finished, run_dir: Path) -> None:
+    matches = RESULT_LINE.findall(finished.stdout)
+    assert sorted(m[0] for m in matches) == ["0", "1"], finished.output
+    for prefix_rank, rank, local_rank, _ in matches:
+        assert prefix_rank == rank == local_rank  # the live prefix names the rank that printed
+    assert len({m[3] for m in matches}) == 1, "parameters differ between ranks after a DistributedOptimizer step"
+    for rank in (0, 1):
+        log = (run_dir / f"rank.{rank}.log").read_text()
+        assert f"rank={rank} size=2" in log
+        assert "[" not in log.splitlines()[-1][:3]  # logs hold the rank's own lines, unprefixed
+    assert read_json(run_dir / "spec.json")["framework"] == "torch"
+    plan = read_json(run_dir / "plan.json")
+    assert plan["np"] == 2
+
+
+@pytest.mark.parametrize("launcher, expected_plan", [("gloo", "local"), ("mpi", "mpi")])
+def test_plain_horovod_script_runs_on_two_ranks(tmp_path: Path, launcher: str, expected_plan: str) -> None:
+    if launcher == "mpi" and not shutil.which("mpirun"):
+        pytest.skip("mpirun is not installed")
+    finished = run_hvdjob("run", str(_job(tmp_path, launcher)), cwd=tmp_path)
+    assert finished.returncode == 0, finished.output
+    run_dir = finished.run_dir()
+    _assert_two_ranks_agree(finished, run_dir)
+    assert read_json(run_dir / "plan.json")["launcher"] == expected_plan
+    assert read_json(run_dir / "result.json")["exit_code"] == 0
+
+
+def test_gloo_through_horovodrun(tmp_path: Path) -> None:
+    finished = run_hvdjob(
+        "run", str(_job(tmp_path, "gloo")), cwd=tmp_path, env={"HVDJOB_GLOO_VIA_HOROVODRUN": "1"}
+    )
+    assert finished.returncode == 0, finished.output
+    run_dir = finished.run_dir()
+    _assert_two_ranks_agree(finished, run_dir)
+    assert read_json(run_dir / "plan.json")["processes"][0]["argv"][0].endswith("horovodrun")
+
+
+@pytest.mark.parametrize("launcher", ["gloo", "mpi"])
+def test_failing_rank_is_named_and_others_stopped(tmp_path: Path, launcher: str) -> None:
+    if launcher == "mpi" and not shutil.which("mpirun"):
+        pytest.skip("mpirun is not installed")
+    job = _job(tmp_path, launcher, args="[--fail-rank, 1]")
+    finished = run_hvdjob("run", str(job), cwd=tmp_path, timeout=120)
+    assert finished.returncode == 3, finished.output
+    assert "rank 1 exited with code 3" in finished.stderr
+    assert "this rank fails on purpose" in finished.stderr  # the tail of rank 1's log is shown
+    assert "Traceback" not in finished.stderr
+    run_dir = finished.run_dir()
+    assert read_json(run_dir / "result.json")["failed_rank"] == 1
+    assert processes_of_run(run_dir.name) == []
+
+
+def test_ctrl_c_stops_every_rank(tmp_path: Path) -> None:
+    job = _job(tmp_path, "gloo", script="sleepy_torch.py")
+    proc = start_hvdjob("run", str(job), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        seen = ""
+        while time.monotonic() < deadline and seen.count("ready") < 2:
+            line = proc.stdout.readline()
+            seen += line
+        assert seen.count("ready") == 2, seen
+        run_id = next(p.name for p in (tmp_path / "runs" / "allreduce").iterdir() if p.name != "latest")
+        assert len(processes_of_run(run_id)) == 4  # two supervisors, two ranks
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "job stopped on SIGINT" in err
+    assert processes_of_run(run_id) == []

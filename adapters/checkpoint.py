@@ -78,6 +78,32 @@ def atomic_write_json(path: str, data: Mapping[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where training stands: optimizer steps done in total and within the current epoch.
+
+    With the seeded per-epoch data order this is all a resume needs to skip exactly the batches
+    already trained on.
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+
+    def normalized(self, steps_per_epoch: int) -> "Position":
+        """A finished epoch is the start of the next one."""
+        if steps_per_epoch > 0 and self.step_in_epoch >= steps_per_epoch:
+            return Position(self.epoch + 1, 0, self.global_step)
+        return self
+
+    def as_dict(self) -> Dict[str, int]:
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> "Position":
+        return Position(int(data["epoch"]), int(data["step_in_epoch"]), int(data["global_step"]))
+
+
 def checkpoint_dir(spec: JobSpec) -> str:
     """The spec's checkpoint directory, or ``<run_root>/<name>/checkpoints`` by default."""
     if spec.checkpoint.dir:

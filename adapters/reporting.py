@@ -117,3 +117,18 @@ class Reporter:
         if self.enabled:
             atomic_write_json(self.summary_path, result)
         return result
+
+
+def dump_parameters(directory: str, rank: int, arrays: "list") -> str:
+    """Write this rank's parameters, flattened to float64, as ``rank<N>.npy``.
+
+    Used to verify that all ranks hold identical weights and that a resumed run matches an
+    uninterrupted one; enabled by ``HVDJOB_TEST_PARAM_DUMP``.
+    """
+    import numpy as np
+
+    os.makedirs(directory, exist_ok=True)
+    flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) if arrays else np.zeros(0)
+    path = os.path.join(directory, f"rank{rank}.npy")
+    np.save(path, flat)
+    return path

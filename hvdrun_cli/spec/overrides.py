@@ -66,7 +66,7 @@ def apply_overrides(root: Node, overrides: Sequence[Override], cwd: Optional[str
 
 
 def _key_problem(override: Override) -> Optional[Problem]:
-    """An unknown key, or one that reaches inside a value that is not a section."""
+    """An unknown key, or one that reaches inside a single value (``train.lr.x``)."""
     section = ""
     parts = override.key.split(".")
     for depth, part in enumerate(parts):
@@ -75,6 +75,8 @@ def _key_problem(override: Override) -> Optional[Problem]:
         if part not in fields:
             return Problem(schema.unknown_key_message(part, section), file=override.origin, key=dotted)
         field = fields[part]
+        if field.kind in ("strmap", "anymap"):
+            return None  # env.OMP_NUM_THREADS, train.model_args.hidden: any key inside is the user's
         if depth < len(parts) - 1 and field.kind != "section":
             return Problem(f"is a single value; '{override.key}' reaches inside it",
                            file=override.origin, key=dotted)

@@ -87,7 +87,7 @@ _NAME = matches(
     "letters, digits, '.', '_' or '-' (it names the run directory and the Slurm job)",
 )
 _CALLABLE = matches(
-    r"[A-Za-z_][\w]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*",
+    r"[A-Za-z_]\w*|[A-Za-z_][\w.]*:[A-Za-z_][\w.]*",
     "a built-in name or 'package.module:function'",
 )
 _HOST = matches(

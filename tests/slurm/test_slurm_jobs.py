@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hvdrun_cli.slurm.client import parse_scontrol
 from run_hvdjob import hvdjob, job_output, submit, write_spec
 from slurm_cluster import SlurmCluster
 
@@ -51,8 +52,8 @@ def test_quoted_values_reach_slurm_unchanged(slurm_cluster: SlurmCluster, tmp_pa
     spec = setup_only_spec(tmp_path, "quoting", ["exit 0"], extra=[f"--comment={comment}"])
     spec.write_text(spec.read_text() + 'run_root: "my runs"\n')  # output path with a space
     job_id = submit(slurm_cluster, tmp_path, spec)
-    fields = slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout
-    assert f"Comment={comment}" in fields.splitlines()[-0 or 0:] or f"   Comment={comment}" in fields.splitlines()
+    fields = parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)
+    assert fields["Comment"] == comment
     slurm_cluster.wait_for_state(job_id, ["COMPLETED"], timeout=60)
     out_files = list((tmp_path / "my runs" / "quoting" / "slurm").glob(f"*/slurm-{job_id}.out"))
     assert len(out_files) == 1, "sbatch did not put the output where the script said"

@@ -1,7 +1,6 @@
 """load_spec: from a YAML file (plus flags and environment) to a validated, frozen JobSpec."""
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -298,6 +297,19 @@ def test_overrides(layout):
     assert spec.horovod.compression == "fp16"
     assert spec.env == {"A": "1"}
     assert spec.launcher == "gloo"
+
+
+def test_overrides_reach_into_env_and_builder_arguments(layout):
+    specs, _ = layout
+    path = write(specs, "framework: torch\ntrain: {}\nenv:\n  A: 1\n")
+    spec = load_spec(path, [
+        Override("env.B", "2", "--set"),
+        Override("train.model_args.hidden", "[64, 32]", "--set"),
+    ], environ={})
+    assert spec.env == {"A": "1", "B": "2"}
+    assert spec.train.model_args == {"hidden": [64, 32]}
+    (problem,) = problems_of(path, [Override("env.2X", "1", "--set")])
+    assert problem.startswith("--set: env.2X: is not a valid environment variable name")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,301 @@
+"""Managed PyTorch training with Horovod.
+
+One optimizer step = ``backward_passes_per_step`` batches of ``batch_size`` per rank. The data
+order of an epoch comes from ``DistributedSampler(seed).set_epoch(epoch)``, so it is a pure
+function of (seed, epoch, world size): a resume replays it and skips the steps already done.
+Every step the ranks agree (allreduce-max) whether anyone received a stop signal.
+"""
+from __future__ import annotations
+
+import os
+import random
+from typing import Any, Dict, List, Optional, Tuple
+
+import horovod.torch as hvd
+import numpy as np
+import torch
+from torch.utils.data import DistributedSampler, TensorDataset
+
+from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.spec.model import JobSpec
+
+from . import torch_state
+from .base import ENV_PARAM_DUMP, Adapter, LaunchInfo, RankContext, StopRequested, train_of
+from .checkpoint import CheckpointStore, Position, checkpoint_dir, warn
+from .collective import root_decides
+from .data import load_data
+from .reporting import Reporter, dump_parameters
+from .schedule import LrSchedule, make_schedule
+from .stopping import StopFlag
+from .torch_build import build_loss, build_model, build_optimizer
+
+REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
+COMPRESSIONS = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Same seed on every rank: identical initial weights even before the broadcast."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _sum_across_ranks(values: torch.Tensor) -> torch.Tensor:
+    return hvd.allreduce(values, op=hvd.Sum)
+
+
+def _mean_metrics(sums: torch.Tensor) -> Tuple[Optional[float], Optional[float]]:
+    """(loss, accuracy) from summed [loss * n, correct, n]."""
+    loss_sum, correct, count = (float(v) for v in sums)
+    if count <= 0:
+        return None, None
+    return loss_sum / count, correct / count
+
+
+class TorchAdapter(Adapter):
+    framework = "torch"
+
+    def init(self, launch: LaunchInfo) -> RankContext:
+        torch.set_num_threads(launch.threads)
+        hvd.init()
+        if torch.cuda.is_available():
+            torch.cuda.set_device(hvd.local_rank())
+        self.launch = launch
+        return RankContext(hvd.rank(), hvd.size(), hvd.local_rank(), hvd.local_size(), launch.run_dir,
+                           launch.attempt)
+
+    def run(self, spec: JobSpec, ctx: RankContext) -> Dict[str, Any]:
+        return TorchTraining(spec, ctx, self.launch).run()
+
+
+class TorchTraining:
+    """One run: set up, maybe resume, loop over steps, finish (or stop) together."""
+
+    def __init__(self, spec: JobSpec, ctx: RankContext, launch: LaunchInfo) -> None:
+        self.spec, self.ctx, self.launch = spec, ctx, launch
+        self.train = train = train_of(spec)
+        self.stop = StopFlag().install()
+        seed_everything(train.seed, train.deterministic)
+        self.device = torch.device("cuda", ctx.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        self.store = CheckpointStore(checkpoint_dir(spec), spec.checkpoint.keep, ".pt")
+        root_decides(ctx, hvd.broadcast_object, self.store.ensure_writable)
+
+        data = load_data(spec)
+        self.x_train, self.y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+        self.x_val, self.y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
+        # Pads the last shard by repeating samples, so every rank runs the same number of steps.
+        self.sampler = DistributedSampler(TensorDataset(self.x_train), num_replicas=ctx.size, rank=ctx.rank,
+                                          shuffle=True, seed=train.seed, drop_last=False)
+        self.passes = max(1, spec.horovod.backward_passes_per_step)
+        batches = -(-len(self.sampler) // train.batch_size)
+        self.steps_per_epoch = -(-batches // self.passes)
+        self.total_steps = train.epochs * self.steps_per_epoch
+        if train.max_steps is not None:
+            self.total_steps = min(self.total_steps, train.max_steps)
+
+        self.model = build_model(spec, data.input_shape, data.num_classes).to(self.device)
+        self.schedule: LrSchedule = make_schedule(train.lr, train.lr_scaling, ctx.size, train.warmup_epochs,
+                                                  self.steps_per_epoch)
+        hv = spec.horovod
+        self.optimizer = hvd.DistributedOptimizer(
+            build_optimizer(spec, self.model, self.schedule.at(0)),
+            named_parameters=self.model.named_parameters(),
+            compression=COMPRESSIONS[hv.compression],
+            op=REDUCE_OPS[hv.reduction],
+            backward_passes_per_step=self.passes,
+            gradient_predivide_factor=hv.gradient_predivide_factor,
+        )
+        self.loss_fn = build_loss(spec)
+        # Different dropout masks per rank; the model was already initialised from the shared seed.
+        torch.manual_seed(train.seed + 1000003 * (ctx.rank + 1))
+        self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval)
+        self.last_saved: Optional[int] = None
+
+    # ----- resume ---------------------------------------------------------------------------
+
+    def _load_on_root(self) -> Optional[Dict[str, Any]]:
+        mode = self.spec.checkpoint.resume
+        if mode == "never":
+            return None
+        if mode == "auto":
+            found = self.store.load_newest(lambda c: torch_state.read(c.payload))
+        else:
+            found = self.store.load_path(mode, lambda c: torch_state.read(c.payload))
+        if found is None:
+            return None
+        checkpoint, state = found
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise UserInputError(Problem(f"checkpoint does not fit this model/optimizer ({exc}); use "
+                                         "'resume: never' or another checkpoint.dir", key="checkpoint.resume",
+                                         got=checkpoint.payload)) from exc
+        return {"position": state["position"], "rng": state["rng"], "path": checkpoint.payload,
+                "optimizer_has_state": bool(state["optimizer"].get("state"))}
+
+    def _resume(self) -> Tuple[Position, Optional[int]]:
+        """Load on rank 0 and broadcast, so every rank continues from rank 0's state."""
+        info = root_decides(self.ctx, hvd.broadcast_object, self._load_on_root)
+        if info is None:
+            hvd.broadcast_parameters(self.model.state_dict(), root_rank=0)
+            return Position(), None
+        # Optimizer state first: Horovod initialises empty optimizer state on the other ranks with a
+        # zero-gradient step, which (with weight decay) moves their weights; the parameter broadcast
+        # below then overwrites them. A fresh start skips this entirely for the same reason.
+        if info["optimizer_has_state"]:
+            hvd.broadcast_optimizer_state(self.optimizer, root_rank=0)
+        hvd.broadcast_parameters(self.model.state_dict(), root_rank=0)
+        rng = info["rng"]
+        if len(rng) == self.ctx.size:
+            torch_state.set_rng_state(rng[self.ctx.rank])
+        elif self.ctx.is_root:
+            warn(f"checkpoint was written by {len(rng)} ranks, now {self.ctx.size}: data order and random "
+                 "streams differ from an uninterrupted run")
+        position = Position.from_dict(info["position"]).normalized(self.steps_per_epoch)
+        self.last_saved = position.global_step
+        self.reporter.event(f"resumed from {info['path']} at step {position.global_step} "
+                            f"(epoch {position.epoch + 1}, step {position.step_in_epoch} of the epoch)")
+        return position, position.global_step
+
+    # ----- steps ----------------------------------------------------------------------------
+
+    def _epoch_groups(self, epoch: int) -> List[List[torch.Tensor]]:
+        """This rank's batches of the epoch, grouped into optimizer steps."""
+        self.sampler.set_epoch(epoch)
+        indices = torch.tensor(list(self.sampler), dtype=torch.long)
+        batches = list(torch.split(indices, self.train.batch_size))
+        return [batches[i:i + self.passes] for i in range(0, len(batches), self.passes)]
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        # bfloat16 autocast needs no loss scaling, on CPU and GPU alike.
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.train.mixed_precision):
+            out = self.model(x)
+            loss = self.loss_fn(out, y)
+        correct = (out.argmax(dim=1) == y).sum()
+        return loss, torch.stack([loss.detach().double() * len(y), correct.double(),
+                                  torch.tensor(float(len(y)), dtype=torch.float64)]).cpu()
+
+    def _train_step(self, group: List[torch.Tensor], lr: float) -> torch.Tensor:
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+        self.optimizer.zero_grad()
+        sums = torch.zeros(3, dtype=torch.float64)
+        for idx in group:
+            loss, batch_sums = self._forward(self.x_train[idx], self.y_train[idx])
+            (loss / len(group)).backward()  # the step's gradient is the mean over its batches
+            sums += batch_sums
+        self.optimizer.step()
+        return sums
+
+    @torch.no_grad()
+    def _validate(self) -> Tuple[Optional[float], Optional[float]]:
+        """Each rank scores its own slice of the validation set (no padding); sums are combined."""
+        self.model.eval()
+        sums = torch.zeros(3, dtype=torch.float64)
+        for idx in torch.split(torch.arange(self.ctx.rank, len(self.x_val), self.ctx.size), 4 * self.train.batch_size):
+            sums += self._forward(self.x_val[idx], self.y_val[idx])[1]
+        self.model.train()
+        return _mean_metrics(_sum_across_ranks(sums))
+
+    def _stop_agreed(self) -> bool:
+        flag = torch.tensor([1 if self.stop.requested else 0], dtype=torch.int32)
+        return int(hvd.allreduce(flag, op=hvd.Max, name="hvdjob.stop")[0]) > 0
+
+    def _save(self, position: Position) -> None:
+        """Collective (RNG states are gathered from every rank); rank 0 writes the file."""
+        rng = hvd.allgather_object(torch_state.rng_state())
+        if self.ctx.is_root:
+            extra = {"world_size": self.ctx.size, "job": self.spec.name,
+                     "sampler": {"seed": self.train.seed, "num_replicas": self.ctx.size,
+                                 "batch_size": self.train.batch_size, "backward_passes_per_step": self.passes},
+                     "lr_schedule": {"peak": self.schedule.peak, "size": self.schedule.size,
+                                     "warmup_steps": self.schedule.warmup_steps}}
+            state = torch_state.make_state(self.model, self.optimizer, position, rng, extra)
+            meta = {"framework": "torch", "job": self.spec.name, "position": position.as_dict(),
+                    "world_size": self.ctx.size}
+            path = self.store.save(position.global_step, torch_state.writer(state), meta)
+            self.reporter.event(f"checkpoint saved: {path}")
+        self.last_saved = position.global_step
+
+    # ----- the run --------------------------------------------------------------------------
+
+    def run(self) -> Dict[str, Any]:
+        position, resumed_from = self._resume()
+        train, rep = self.train, self.reporter
+        interval = self.spec.checkpoint.interval_steps
+        samples = 0
+        train_metrics: Tuple[Optional[float], Optional[float]] = (None, None)
+        val_metrics: Tuple[Optional[float], Optional[float]] = (None, None)
+        validated_at: Optional[int] = None
+        while position.epoch < train.epochs and position.global_step < self.total_steps:
+            epoch = position.epoch
+            groups = self._epoch_groups(epoch)
+            epoch_sums = torch.zeros(3, dtype=torch.float64)
+            window = torch.zeros(3, dtype=torch.float64)
+            self.model.train()
+            for step_in_epoch in range(position.step_in_epoch, len(groups)):
+                rep.first_step()
+                lr = self.schedule.at(position.global_step)
+                sums = self._train_step(groups[step_in_epoch], lr)
+                epoch_sums += sums
+                window += sums
+                samples += int(sums[2]) * self.ctx.size  # padded shards: every rank saw as many samples
+                position = Position(epoch, step_in_epoch + 1, position.global_step + 1)
+                if rep.due(position.global_step):
+                    loss, acc = _mean_metrics(_sum_across_ranks(window))
+                    rep.progress(epoch=epoch, global_step=position.global_step, loss=loss or 0.0,
+                                 accuracy=acc or 0.0, lr=lr, samples_done=samples)
+                    window.zero_()
+                if interval and position.global_step % interval == 0:
+                    self._save(position)
+                if self._stop_agreed():
+                    rep.event(f"stop requested ({self.stop.signal_name or 'signal on another rank'}); "
+                              f"saving at step {position.global_step}")
+                    train_metrics = _mean_metrics(_sum_across_ranks(epoch_sums))
+                    raise StopRequested(self._finish("stopped", position, resumed_from, samples, train_metrics,
+                                                     val_metrics))
+                if position.global_step >= self.total_steps:
+                    break
+            train_metrics = _mean_metrics(_sum_across_ranks(epoch_sums))
+            if train.validate and position.step_in_epoch == len(groups):
+                val_metrics = self._validate()
+                validated_at = position.global_step
+                if val_metrics[0] is not None:
+                    rep.validation(epoch=epoch, global_step=position.global_step, loss=val_metrics[0],
+                                   accuracy=val_metrics[1] or 0.0)
+            position = position.normalized(len(groups))
+        if train.validate and validated_at != position.global_step:
+            val_metrics = self._validate()
+        status = "completed" if position.epoch >= train.epochs else "max_steps"
+        return self._finish(status, position, resumed_from, samples, train_metrics, val_metrics)
+
+    def _finish(self, status: str, position: Position, resumed_from: Optional[int], samples: int,
+                train_metrics: Tuple[Optional[float], Optional[float]],
+                val_metrics: Tuple[Optional[float], Optional[float]]) -> Dict[str, Any]:
+        """Final checkpoint, summary and parameter dump, then a barrier so nobody exits early.
+
+        The barrier matters: a launcher tears the job down when the first rank exits, which must
+        not happen while rank 0 is still writing.
+        """
+        if self.last_saved != position.global_step:
+            self._save(position)
+        summary = self.reporter.summary(
+            framework="torch", status=status, steps=position.global_step,
+            epochs_done=position.global_step / max(1, self.steps_per_epoch), samples=samples,
+            train_loss=train_metrics[0], train_accuracy=train_metrics[1], val_loss=val_metrics[0],
+            val_accuracy=val_metrics[1], resumed_from_step=resumed_from,
+            process_start=self.launch.process_start_unix_time,
+            checkpoint=self.store.payload_path(position.global_step) if self.last_saved is not None else None,
+            extra={"threads_per_rank": self.launch.threads, "steps_per_epoch": self.steps_per_epoch})
+        dump_dir = os.environ.get(ENV_PARAM_DUMP)
+        if dump_dir:
+            dump_parameters(dump_dir, self.ctx.rank,
+                            [t.detach().cpu().double().numpy() for t in self.model.state_dict().values()])
+        hvd.join()
+        return summary

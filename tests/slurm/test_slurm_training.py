@@ -1,0 +1,137 @@
+"""Jobs that train under Slurm: ``hvdjob submit`` -> sbatch -> ``hvdjob run`` -> srun -> Horovod ranks.
+
+These run the whole chain on the local cluster, including preemption: USR1 to the batch script,
+ranks checkpoint and exit 75, the script requeues the job, and the second run resumes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from hvdrun_cli.slurm.client import parse_scontrol
+from run_hvdjob import hvdjob, job_output, submit, write_spec
+from slurm_cluster import SlurmCluster
+
+pytestmark = [pytest.mark.slurm, pytest.mark.integration]
+
+REPO = Path(__file__).resolve().parents[2]
+ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"]
+
+
+def run_summaries(job_dir: Path) -> List[Dict]:
+    """summary.json of every ``hvdjob run`` of the job, oldest first (run ids sort by time)."""
+    return [json.loads(p.read_text()) for p in sorted(job_dir.glob("*/summary.json"))]
+
+
+def explain(cluster: SlurmCluster, cwd: Path, job_id: str) -> str:
+    out = hvdjob(cluster, cwd, "logs", job_id)
+    err = hvdjob(cluster, cwd, "logs", job_id, "--stderr")
+    return f"--- stdout ---\n{out.stdout[-4000:]}\n--- stderr ---\n{err.stdout[-4000:]}"
+
+
+def test_user_script_runs_on_every_task_under_srun(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "hello.py").write_text(
+        "import os\n"
+        "print('hello from task', os.environ['SLURM_PROCID'], 'of job', os.environ['SLURM_JOB_ID'], flush=True)\n"
+    )
+    spec = write_spec(tmp_path / "script.yaml", [
+        "framework: torch", "name: script-job", "script: hello.py", "resources: {np: 2}",
+        "slurm:", "  partition: debug", '  time: "00:05:00"', "  nodes: 1", "  ntasks_per_node: 2",
+    ])
+    job_id = submit(slurm_cluster, tmp_path, spec)
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
+    assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
+    output = job_output(slurm_cluster, tmp_path, job_id)
+    for task in ("0", "1"):
+        assert f"hello from task {task} of job {job_id}" in output
+
+
+STOPPABLE_SCRIPT = """\
+import os, signal, sys, time
+from pathlib import Path
+
+rank, restart = os.environ["SLURM_PROCID"], os.environ.get("SLURM_RESTART_COUNT", "0")
+if restart == "0":
+    stop = []
+    signal.signal(signal.SIGUSR1, lambda *_: stop.append(True))
+    Path(f"started.{rank}").write_text("")
+    while not stop:
+        time.sleep(0.1)
+    print(f"task {rank}: stopping on USR1", flush=True)
+    sys.exit(75)  # "checkpoint saved, resume me"
+print(f"task {rank}: running again after restart {restart}", flush=True)
+"""
+
+
+def test_script_that_stops_with_75_on_usr1_is_requeued_once(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "stoppable.py").write_text(STOPPABLE_SCRIPT)
+    spec = write_spec(tmp_path / "stoppable.yaml", [
+        "framework: torch", "name: stoppable", "script: stoppable.py", "resources: {np: 2}",
+        "slurm:", "  partition: debug", '  time: "00:05:00"', "  nodes: 1", "  ntasks_per_node: 2",
+        "  requeue: 1",
+    ])
+    job_id = submit(slurm_cluster, tmp_path, spec)
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"started.{task}").exists() for task in (0, 1)):
+        assert time.monotonic() < deadline, explain(slurm_cluster, tmp_path, job_id)
+        time.sleep(0.2)
+
+    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
+
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
+    details = explain(slurm_cluster, tmp_path, job_id)
+    assert state == "COMPLETED", details
+    assert parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)["Restarts"] == "1", details
+    output = job_output(slurm_cluster, tmp_path, job_id)  # both runs append to the same file
+    for task in ("0", "1"):
+        assert f"task {task}: stopping on USR1" in output, details
+        assert f"task {task}: running again after restart 1" in output, details
+
+
+def test_two_rank_horovod_job_completes_and_writes_its_summary(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    job_id = submit(slurm_cluster, tmp_path, REPO / "jobs" / "slurm-digits.yaml",
+                    "--set", "train.epochs=1", "--set", "train.max_steps=40")
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=400)
+    assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
+    (summary,) = run_summaries(tmp_path / "runs" / "slurm-digits")
+    assert summary["world_size"] == 2
+    assert summary["steps"] == 40
+
+
+def test_preempted_job_requeues_itself_and_resumes_from_its_checkpoint(slurm_cluster: SlurmCluster,
+                                                                        tmp_path: Path) -> None:
+    max_steps = 4000
+    spec = write_spec(tmp_path / "preempt.yaml", [
+        "framework: torch", "name: preempt",
+        f"train: {{data: digits, epochs: 1000, max_steps: {max_steps}, log_interval: 50, validate: false}}",
+        "resources: {np: 2}",
+        "checkpoint: {interval_steps: 25}",
+        "slurm:", "  partition: debug", '  time: "00:10:00"', "  nodes: 1", "  ntasks_per_node: 2",
+        "  requeue: 1",
+    ])
+    job_id = submit(slurm_cluster, tmp_path, spec)
+    checkpoints = tmp_path / "runs" / "preempt" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("ckpt-*.json")):
+        assert time.monotonic() < deadline, "no checkpoint written\n" + explain(slurm_cluster, tmp_path, job_id)
+        assert slurm_cluster.job_state(job_id) in ("PENDING", "CONFIGURING", "RUNNING"), explain(
+            slurm_cluster, tmp_path, job_id)
+        time.sleep(0.2)
+
+    # What Slurm does before a time limit or preemption, sent by hand: USR1 to the batch script only.
+    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
+
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=600)
+    details = explain(slurm_cluster, tmp_path, job_id)
+    assert state == "COMPLETED", details
+    assert parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)["Restarts"] == "1", details
+    assert "requeueing job" in details
+    first, second = run_summaries(tmp_path / "runs" / "preempt")
+    assert second["steps"] == max_steps
+    assert 0 < second["resumed_from_step"] <= first["steps"] < max_steps
+    steps_run = first["steps"] + (second["steps"] - second["resumed_from_step"])
+    assert steps_run < 2 * max_steps  # the second run continued instead of starting over

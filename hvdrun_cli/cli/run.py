@@ -14,7 +14,7 @@ from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON, make_plan, rendezvous_address_for
 from hvdrun_cli.launch.rendezvous import free_port
-from hvdrun_cli.launch.rundir import make_run_dir, new_run_id, write_json_atomic
+from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir, write_json_atomic
 from hvdrun_cli.launch.tools import probe_tools
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
@@ -60,16 +60,16 @@ def run(
     """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
     spec = load_spec(spec_path, spec_flags.overrides())
     run_id = new_run_id()
+    directory = planned_run_dir(spec, run_id, run_dir)
+    first_plan = build_plan(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists
     if dry_run:
-        planned_dir = run_dir or os.path.join(spec.run_root, spec.name, run_id)
-        plan = build_plan(spec, os.path.abspath(planned_dir), run_id, attempt=0)
         if as_json:
-            echo_json(plan.to_dict())
+            echo_json(first_plan.to_dict())
         else:
-            click.echo(plan.render_text())
+            click.echo(first_plan.render_text())
         return
 
-    directory = make_run_dir(spec, run_id, run_dir)
+    create_run_dir(directory)
     write_json_atomic(os.path.join(directory, SPEC_JSON), spec.to_dict())
     restarts = spec.restarts if max_restarts is None else max_restarts
     timeout = progress_timeout or spec.watchdog.progress_timeout_seconds
@@ -79,7 +79,7 @@ def run(
 
     click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
     result = run_attempts(
-        lambda attempt: build_plan(spec, directory, run_id, attempt),
+        lambda attempt: first_plan if attempt == 0 else build_plan(spec, directory, run_id, attempt),
         max_restarts=restarts,
         terminal=sys.stdout,
         quiet=quiet,

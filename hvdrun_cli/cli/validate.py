@@ -5,12 +5,14 @@ Prints ``job.yaml: OK (torch, managed, np=4)`` or every problem, one per line, a
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import click
 
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.launch.planner import layout_for, resolve_hosts
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
 
@@ -24,6 +26,7 @@ def validate(spec_file: str, spec_flags: SpecFlags, as_json: bool) -> None:
     """Check JOB.yaml (with any overrides) and report every problem with its file:line and key."""
     try:
         spec = load_spec(spec_file, spec_flags.overrides())
+        check_hosts(spec)
     except UserInputError as exc:
         if not as_json:
             raise
@@ -33,6 +36,11 @@ def validate(spec_file: str, spec_flags: SpecFlags, as_json: bool) -> None:
         echo_json({"ok": True, "file": spec_file, "summary": summary(spec), "spec": spec.to_dict()})
     else:
         click.echo(f"{spec_file}: OK ({summary(spec)})")
+
+
+def check_hosts(spec: JobSpec) -> None:
+    """Read the hosts the job would use (hostfile lines, allocation) and fit the ranks on them."""
+    layout_for(spec, resolve_hosts(spec, os.environ))
 
 
 _NO_GOT = next(f.default for f in dataclasses.fields(Problem) if f.name == "got")

@@ -9,9 +9,10 @@ import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional, Tuple
 
-from hvdrun_cli.errors import LaunchError, UserInputError
+from hvdrun_cli.errors import LaunchError, LayoutError, Problem, UserInputError
 from hvdrun_cli.hosts import (
     Host,
+    SlotInfo,
     assign_ranks,
     hosts_from_pbs,
     hosts_from_slurm,
@@ -59,6 +60,23 @@ def resolve_hosts(spec: JobSpec, environ: Mapping[str, str]) -> HostSource:
     return HostSource((Host("localhost", res.np or 1),), "local")
 
 
+def layout_for(spec: JobSpec, source: HostSource) -> Tuple[SlotInfo, ...]:
+    """Ranks placed on the hosts; a misfit names the spec key and where the hosts came from."""
+    np = spec.resources.np or total_slots(source.hosts)
+    try:
+        return assign_ranks(source.hosts, np)
+    except LayoutError as exc:
+        where = {"hostfile": spec.resources.hostfile, "slurm": "the Slurm allocation", "pbs": "PBS_NODEFILE"}
+        hosts = ", ".join(f"{h.name}:{h.slots}" for h in source.hosts)
+        raise LayoutError(
+            Problem(
+                f"{exc.problems[0].message} on hosts {hosts} (from {where.get(source.origin, source.origin)})",
+                file=spec.source,
+                key="resources.np",
+            )
+        ) from None
+
+
 def choose_launcher(
     spec: JobSpec, source: HostSource, tools: Tools, environ: Mapping[str, str]
 ) -> Tuple[str, str]:
@@ -102,8 +120,8 @@ def make_plan(
     rendezvous_addr: Optional[str] = None,
 ) -> LaunchPlan:
     source = resolve_hosts(spec, environ)
-    np = spec.resources.np or total_slots(source.hosts)
-    layout = assign_ranks(source.hosts, np)
+    layout = layout_for(spec, source)
+    np = len(layout)
     builder, reason = choose_launcher(spec, source, tools, environ)
 
     threads = spec.horovod.threads_per_rank

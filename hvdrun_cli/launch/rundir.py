@@ -18,23 +18,23 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def make_run_dir(spec: JobSpec, run_id: str, explicit: Optional[str] = None) -> str:
-    """Create (or reuse, with --run-dir) the run directory and point ``latest`` at it."""
+def planned_run_dir(spec: JobSpec, run_id: str, explicit: Optional[str] = None) -> str:
+    """Where this run's files go; nothing is created yet (a plan that fails leaves no trace)."""
     if explicit:
-        path = os.path.abspath(explicit)
-        os.makedirs(path, exist_ok=True)
-        return path
-    job_root = os.path.join(spec.run_root, spec.name)
-    path = os.path.join(job_root, run_id)
-    os.makedirs(path, exist_ok=False)
-    link = os.path.join(job_root, "latest")
+        return os.path.abspath(explicit)
+    return os.path.join(spec.run_root, spec.name, run_id)
+
+
+def create_run_dir(path: str) -> None:
+    """Create the run directory and point ``<run_root>/<name>/latest`` at it."""
+    os.makedirs(path, exist_ok=True)
+    link = os.path.join(os.path.dirname(path), "latest")
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
-        os.symlink(run_id, tmp)
+        os.symlink(os.path.basename(path), tmp)
         os.replace(tmp, link)
     except OSError:
-        pass  # filesystems without symlinks: the timestamped directory is enough
-    return path
+        pass  # filesystems without symlinks: the directory itself is enough
 
 
 def write_json_atomic(path: str, data: object) -> None:

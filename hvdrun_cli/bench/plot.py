@@ -78,7 +78,7 @@ def write_plot(data: PlotData, path: str) -> str:
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
     left.legend(handles, labels, loc="lower left", fontsize=8)
-    left.set_title(data.title, fontsize=10)
+    left.set_title(data.title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -65,6 +65,6 @@ def write_report(report: BenchReport, out_dir: str, plot: bool = True) -> Dict[s
         fh.write("\n")
     os.replace(tmp, written["json"])
     if plot:
-        title = f"{report.job}: {describe_machine(report.machine)}"
+        title = f"hvdjob bench {report.job}\n{describe_machine(report.machine)}"
         written["png"] = write_plot(plot_data(report.results, title), os.path.join(out_dir, BENCH_PNG))
     return written

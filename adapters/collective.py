@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, TypeVar
 
-from hvdrun_cli.errors import UserInputError
+from hvdrun_cli.errors import Problem, UserInputError
 
 from .base import RankContext
 
@@ -35,3 +35,13 @@ def root_decides(ctx: RankContext, broadcast_object: BroadcastObject, fn: Callab
             raise error
         raise SystemExit(2)
     return result
+
+
+def check_reduction(reduction: str, mpi_enabled: bool) -> None:
+    """Horovod implements Adasum only over MPI; with Gloo it fails at the first step, so say so up front.
+
+    Every rank reaches the same verdict from the same inputs, so no rank is left waiting.
+    """
+    if reduction == "adasum" and not mpi_enabled:
+        raise UserInputError(Problem("adasum needs Horovod's MPI controller (launcher: mpi or srun); this job "
+                                     "runs over Gloo", key="horovod.reduction", got=reduction))

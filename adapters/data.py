@@ -33,6 +33,24 @@ class ArrayData:
         return tuple(int(d) for d in self.x_train.shape[1:])
 
 
+def image_shape(input_shape: Tuple[int, ...]) -> Tuple[int, int, int]:
+    """(C, H, W) for the conv nets: keep 3-D inputs, make flat square inputs one-channel images.
+
+    Digits arrive as 64 features, i.e. one 8x8 image. Both frameworks use this channels-first
+    convention so one data set serves both.
+    """
+    if len(input_shape) == 3:
+        return (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+    if len(input_shape) == 2:
+        return (1, int(input_shape[0]), int(input_shape[1]))
+    total = int(np.prod(input_shape))
+    side = int(round(total ** 0.5))
+    if side * side != total:
+        raise UserInputError(Problem("model 'cnn' needs image-shaped inputs or a square number of features",
+                                     key="train.model", got=list(input_shape)))
+    return (1, side, side)
+
+
 def _standardize(train: np.ndarray, *others: np.ndarray) -> Tuple[np.ndarray, ...]:
     """Scale with the training set's statistics only (constant features keep scale 1)."""
     mean = train.mean(axis=0)

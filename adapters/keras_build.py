@@ -11,7 +11,6 @@ works for both frameworks; the conv net transposes internally.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Sequence, Tuple
 
 import tensorflow as tf
@@ -21,6 +20,7 @@ from hvdrun_cli.spec.model import JobSpec
 
 from . import plugins
 from .base import train_of
+from .data import image_shape
 
 keras = tf.keras
 
@@ -44,24 +44,10 @@ def mlp(input_shape: Tuple[int, ...], num_classes: int, hidden: Sequence[int] = 
     return keras.Sequential(layers)
 
 
-def _image_shape(input_shape: Tuple[int, ...]) -> Tuple[int, int, int]:
-    """(C, H, W): keep 3-D inputs, make flat square inputs one-channel images (digits: 1x8x8)."""
-    if len(input_shape) == 3:
-        return input_shape  # type: ignore[return-value]
-    if len(input_shape) == 2:
-        return (1, *input_shape)  # type: ignore[return-value]
-    total = int(math.prod(input_shape))
-    side = int(math.isqrt(total))
-    if side * side != total:
-        raise UserInputError(Problem("model 'cnn' needs image-shaped inputs or a square number of features",
-                                     key="train.model", got=list(input_shape)))
-    return (1, side, side)
-
-
 def cnn(input_shape: Tuple[int, ...], num_classes: int, channels: Sequence[int] = (16, 32),
         hidden: int = 64) -> "keras.Model":
     """Small conv net for tiny images: 3x3 convs, one 2x2 pool, a dense head."""
-    c, h, w = _image_shape(input_shape)
+    c, h, w = image_shape(input_shape)
     layers: list = [keras.layers.Input(shape=input_shape), keras.layers.Reshape((c, h, w)),
                     keras.layers.Permute((2, 3, 1))]  # to channels-last, which CPU kernels support
     for out_ch in channels:

@@ -69,14 +69,15 @@ def available_cores() -> int:
 
 
 def threads_per_rank(configured: Optional[int], env: Mapping[str, str], cores: Optional[int] = None) -> int:
-    """Threads each rank should use: the spec's value, else an explicit OMP_NUM_THREADS, else a fair share.
+    """Threads each rank should use: the spec's value, else the launcher's choice
+    (``HVDJOB_THREADS_PER_RANK``) or an explicit ``OMP_NUM_THREADS``, else a fair share.
 
     Oversubscribing (every rank using every core) makes CPU training several times slower, so the
     default splits the cores among the ranks on this host.
     """
     if configured:
         return max(1, int(configured))
-    explicit = _int(env.get("OMP_NUM_THREADS"))
+    explicit = _int(env.get("HVDJOB_THREADS_PER_RANK")) or _int(env.get("OMP_NUM_THREADS"))
     if explicit and explicit > 0:
         return explicit
     cores = available_cores() if cores is None else cores

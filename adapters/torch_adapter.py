@@ -22,7 +22,7 @@ from hvdrun_cli.spec.model import JobSpec
 from . import torch_state
 from .base import ENV_PARAM_DUMP, Adapter, LaunchInfo, RankContext, StopRequested, train_of
 from .checkpoint import CheckpointStore, Position, checkpoint_dir, warn
-from .collective import root_decides
+from .collective import check_reduction, root_decides
 from .data import load_data
 from .reporting import Reporter, dump_parameters
 from .schedule import LrSchedule, make_schedule
@@ -101,6 +101,7 @@ class TorchTraining:
         self.schedule: LrSchedule = make_schedule(train.lr, train.lr_scaling, ctx.size, train.warmup_epochs,
                                                   self.steps_per_epoch)
         hv = spec.horovod
+        check_reduction(hv.reduction, hvd.mpi_enabled())
         self.optimizer = hvd.DistributedOptimizer(
             build_optimizer(spec, self.model, self.schedule.at(0)),
             named_parameters=self.model.named_parameters(),

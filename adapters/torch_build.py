@@ -20,6 +20,7 @@ from hvdrun_cli.spec.model import JobSpec
 
 from . import plugins
 from .base import train_of
+from .data import image_shape
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -54,19 +55,6 @@ class _ToImage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
-
-
-def image_shape(input_shape: Tuple[int, ...]) -> Tuple[int, int, int]:
-    """(C, H, W) for the conv net: keep 3-D inputs, make square 1-channel images of flat ones."""
-    if len(input_shape) == 3:
-        return input_shape  # type: ignore[return-value]
-    if len(input_shape) == 2:
-        return (1, *input_shape)  # type: ignore[return-value]
-    side = int(math.isqrt(int(math.prod(input_shape))))
-    if side * side != int(math.prod(input_shape)):
-        raise UserInputError(Problem("model 'cnn' needs image-shaped inputs or a square number of features",
-                                     key="train.model", got=list(input_shape)))
-    return (1, side, side)
 
 
 def cnn(input_shape: Tuple[int, ...], num_classes: int, channels: Sequence[int] = (16, 32),

@@ -14,7 +14,7 @@ import importlib
 import json
 import os
 import sys
-from typing import Dict, List, Optional, Type
+from typing import Dict, Optional, Type
 
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
@@ -73,7 +73,7 @@ def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main() -> int:
     try:
         spec = read_spec(os.environ.get(ENV_SPEC))
         threads = threads_per_rank(spec.horovod.threads_per_rank, os.environ)

@@ -14,7 +14,6 @@ Use it as a context manager, or through the session-scoped pytest fixture :func:
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import pwd
 import shutil
@@ -25,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
@@ -89,6 +88,11 @@ def _which(name: str) -> Optional[str]:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
 
 
+def _user_name() -> str:
+    """Who the daemons run as and whose jobs are cancelled: the effective user, whatever $USER says."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,7 +112,8 @@ def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
         f"SlurmdUser={user}",
         "AuthType=auth/munge",
         "CredType=cred/munge",
-        f"AuthInfo=socket={munge_socket}",
+        # cred_expire also delays a requeued job's restart (default 120 s): keep requeue tests short.
+        f"AuthInfo=socket={munge_socket},cred_expire=10",
         f"StateSaveLocation={root / 'state'}",
         f"SlurmdSpoolDir={root / 'spool'}",
         f"SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}",
@@ -120,6 +125,7 @@ def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_CPU",
         "SchedulerType=sched/builtin",
+        "SchedulerParameters=sched_interval=2",  # default 60 s: a requeued job would idle that long
         "JobAcctGatherType=jobacct_gather/none",
         "AccountingStorageType=accounting_storage/none",
         "JobCompType=jobcomp/none",
@@ -179,8 +185,10 @@ def _daemon_env(root: Path) -> Dict[str, str]:
 
 
 def _start_daemon(root: Path, name: str, argv: List[str]) -> "subprocess.Popen[bytes]":
+    """A Slurm daemon in the foreground (-D), so we hold its pid; its own log goes to log/<name>.log."""
     log = open(root / "log" / f"{name}.out", "wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=_daemon_env(root), start_new_session=True)
+    proc = subprocess.Popen([_which(argv[0]) or argv[0], *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
+                            env=_daemon_env(root), start_new_session=True)
     log.close()
     return proc
 
@@ -204,50 +212,54 @@ def local_slurm(cpus: Optional[int] = None, keep_dir: bool = False) -> Iterator[
     """Start a one-node cluster named ``localhost`` with partition ``debug``; stop it all on exit.
 
     ``cpus`` defaults to the machine's core count. The yielded ``cluster.env`` is ``os.environ`` plus
-    ``SLURM_CONF``: pass it to every subprocess that should talk to this cluster. ``keep_dir`` (or
-    ``HVDJOB_KEEP_SLURM_DIR=1``) keeps the directory with the logs after exit.
+    ``SLURM_CONF`` and the cleanup marker: pass it to every subprocess that should talk to this
+    cluster. ``keep_dir`` (or ``HVDJOB_KEEP_SLURM_DIR=1``) keeps the directory with the logs after exit.
     """
     missing = missing_binaries()
     if missing:
         raise RuntimeError(f"Slurm/munge programs not installed: {', '.join(missing)}")
     cpus = cpus or os.cpu_count() or 1
     as_root = os.geteuid() == 0
-    user = getpass.getuser()
+    user = _user_name()
     root = Path(tempfile.mkdtemp(prefix="hvdslurm-"))  # short: unix socket paths max out at 108 bytes
     root.chmod(0o755)  # munged (another user) must reach its own subdirectory
     for sub in ("state", "spool", "log", "run"):
         (root / sub).mkdir()
+    processes: Dict[str, "subprocess.Popen[bytes]"] = {}
     cluster: Optional[SlurmCluster] = None
     try:
-        munged, munge_socket = _start_munged(root, as_root)
+        processes["munged"], munge_socket = _start_munged(root, as_root)
         conf = _write_conf(root, user, cpus, munge_socket)
         env = _daemon_env(root)  # jobs submitted with it carry the marker too
-        cluster = SlurmCluster(root=root, conf=conf, env=env, cpus=cpus, processes={"munged": munged})
-        cluster.processes["slurmctld"] = _start_daemon(root, "slurmctld", [_which("slurmctld") or "slurmctld", "-D", "-c", "-f", str(conf)])
-        cluster.processes["slurmd"] = _start_daemon(root, "slurmd", [_which("slurmd") or "slurmd", "-D", "-N", "localhost", "-f", str(conf)])
-        daemons_alive = lambda: all(p.poll() is None for p in cluster.processes.values())  # noqa: E731
-        if not _wait_until(lambda: not daemons_alive() or _node_idle(cluster), STARTUP_TIMEOUT, 0.5) or not daemons_alive():
-            raise RuntimeError(f"local Slurm did not come up (node not idle in {STARTUP_TIMEOUT}s)\n{cluster.logs()}")
+        cluster = SlurmCluster(root=root, conf=conf, env=env, cpus=cpus, processes=processes)
+        processes["slurmctld"] = _start_daemon(root, "slurmctld", ["slurmctld", "-D", "-c", "-f", str(conf)])
+        processes["slurmd"] = _start_daemon(root, "slurmd", ["slurmd", "-D", "-N", cluster.node, "-f", str(conf)])
+        _wait_for_idle_node(cluster)
         yield cluster
     finally:
-        if cluster is not None:
-            _shutdown(cluster)
-        else:
-            _stop_leftovers(root)
+        _shutdown(root, processes, cluster)
         if not (keep_dir or os.environ.get("HVDJOB_KEEP_SLURM_DIR")):
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _shutdown(cluster: SlurmCluster) -> None:
+def _wait_for_idle_node(cluster: SlurmCluster) -> None:
+    def alive() -> bool:
+        return all(p.poll() is None for p in cluster.processes.values())
+
+    _wait_until(lambda: not alive() or _node_idle(cluster), STARTUP_TIMEOUT, 0.5)
+    if not alive() or not _node_idle(cluster):
+        raise RuntimeError(f"local Slurm did not come up (node not idle within {STARTUP_TIMEOUT:g}s)\n{cluster.logs()}")
+
+
+def _shutdown(root: Path, processes: Dict[str, "subprocess.Popen[bytes]"], cluster: Optional[SlurmCluster]) -> None:
     """Cancel every job, wait for the queue to drain, then stop the daemons and any leftovers."""
-    if cluster.processes.get("slurmctld") and cluster.processes["slurmctld"].poll() is None:
-        cluster.run(["scancel", "--user", getpass.getuser()], timeout=15, check=False)
+    if cluster is not None and processes.get("slurmctld") and processes["slurmctld"].poll() is None:
+        cluster.run(["scancel", "--user", _user_name()], timeout=15, check=False)
         _wait_until(lambda: _queue_empty(cluster), DRAIN_TIMEOUT, 0.5)
     for name in ("slurmd", "slurmctld", "munged"):
-        proc = cluster.processes.get(name)
-        if proc is not None:
-            _terminate(proc)
-    _stop_leftovers(cluster.root)
+        if name in processes:
+            _terminate(processes[name])
+    _stop_leftovers(root)
 
 
 def _queue_empty(cluster: SlurmCluster) -> bool:
@@ -295,13 +307,6 @@ def _pids_with_env(marker: bytes) -> List[int]:
         if marker in environ.split(b"\0"):
             pids.append(int(entry.name))
     return pids
-
-
-def slurm_env(cluster: SlurmCluster, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    """``cluster.env`` plus ``extra``: the environment for a command under test."""
-    env = dict(cluster.env)
-    env.update(extra or {})
-    return env
 
 
 try:  # the fixture is offered only where pytest is importable; the context manager works without it

@@ -13,12 +13,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from hvdrun_cli.bench.options import run_order
 from hvdrun_cli.bench.samples import SUMMARY_FILE, RunSample, sample_from_summary
 from hvdrun_cli.cli.spec_options import overrides_from_flags
 from hvdrun_cli.errors import JobFailed, LaunchError, Problem, UserInputError
+from hvdrun_cli.launch.planner import layout_for, resolve_hosts
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
 
@@ -67,9 +68,10 @@ def run_argv(config: BenchConfig, np: int, run_dir: str) -> List[str]:
 
 
 def check_spec(config: BenchConfig) -> JobSpec:
-    """Load the spec with each run's overrides before anything starts: bad input fails in a second.
+    """Load the spec with each run's overrides and fit each np on its hosts, before anything starts.
 
-    Raises :class:`UserInputError` for a bad spec, flag, or ``--steps`` on a script job.
+    Bad input then fails in a second, not after the first runs. Raises :class:`UserInputError`
+    for a bad spec or flag, ``--steps`` on a script job, or an np the hosts cannot hold.
     """
     if config.steps is not None and config.steps < 1:
         raise UserInputError(Problem("must be at least 1", key="--steps", got=config.steps))
@@ -82,6 +84,7 @@ def check_spec(config: BenchConfig) -> JobSpec:
     for np in config.nps:
         run_dir = run_dir_for(config, np, 0)
         spec = load_spec(config.spec_path, overrides_from_flags(run_overrides(config, run_dir), np=str(np)))
+        layout_for(spec, resolve_hosts(spec, os.environ))  # np fits the hosts
     return spec
 
 
@@ -176,7 +179,3 @@ def describe_sample(sample: RunSample, repeats: int) -> str:
     """One progress line per finished run."""
     return (f"bench: np={sample.np} repeat {sample.repeat + 1}/{repeats}: {sample.samples_per_sec:,.0f} samples/s, "
             f"first step {sample.time_to_first_step_s:.2f} s after launch, run took {sample.wall_s:.1f} s")
-
-
-def sorted_nps(samples: Sequence[RunSample]) -> Tuple[int, ...]:
-    return tuple(sorted({s.np for s in samples}))

@@ -131,7 +131,7 @@ else
     env "${build_env[@]}" \
       CXX="$here/cxx17_wrapper.sh" HVDJOB_REAL_CXX="$(command -v c++)" \
       MAKEFLAGS="-j$(nproc)" \
-      "$PY" -m pip wheel --no-deps --no-build-isolation --no-binary horovod \
+      "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary horovod \
         "horovod==$HOROVOD_VERSION" -w "$tmp" >"$tmp/build.log" 2>&1 \
       || { tail -40 "$tmp/build.log" >&2; echo "setup: horovod build failed (full log above)" >&2; exit 1; }
     mkdir -p "$wheel_dir"

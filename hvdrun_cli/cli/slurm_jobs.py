@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import BinaryIO, Dict, List, Sequence, Tuple
 
 import click
 
@@ -153,7 +153,7 @@ def _follow(client: SlurmClient, job_id: str, path: str) -> None:
             time.sleep(_FOLLOW_INTERVAL)
 
 
-def _copy(fh) -> int:
+def _copy(fh: BinaryIO) -> int:
     """Copy the rest of ``fh`` to stdout; returns the number of bytes copied."""
     data = fh.read()
     if data:

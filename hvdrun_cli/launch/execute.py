@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
-from hvdrun_cli.launch.output import OutputRouter, RankEnd, pump
+from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.rendezvous import Rendezvous
 
-EXIT_PREEMPTED = 75  # ranks saved a checkpoint and stopped on request; a resume continues
+EXIT_PREEMPTED = EXIT_CHECKPOINTED
 FAILURE_GRACE_S = 5.0  # peers of a dead rank are usually stuck in a collective: don't wait long
 STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM / preemption
 POLL_S = 0.1
@@ -203,15 +203,14 @@ class Execution:
             return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail)
         if st.stop_signal is not None:
             name = signal.Signals(st.stop_signal).name
-            preempted = all(e.exit_code == EXIT_PREEMPTED for e in self.router.ends) and self.router.ends
-            if preempted:
+            if self.router.checkpointed_stop():
                 return JobResult(EXIT_PREEMPTED, f"job stopped on {name}; ranks saved a checkpoint", stopped_by_signal=name)
             return JobResult(128 + st.stop_signal, f"job stopped on {name}", stopped_by_signal=name)
+        if self.router.checkpointed_stop():
+            return JobResult(EXIT_PREEMPTED, "ranks saved a checkpoint and stopped on request")
         worst = max((c or 0) for c in codes)
         if worst == 0:
             return JobResult(0, "job finished")
-        if all(e.exit_code == EXIT_PREEMPTED for e in self.router.ends) and self.router.ends:
-            return JobResult(EXIT_PREEMPTED, "ranks saved a checkpoint and stopped")
         return JobResult(worst, f"job failed: launcher exited with code {worst}")
 
     # -- signals ------------------------------------------------------------------------------

@@ -20,6 +20,10 @@ _RANK_LINE = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
 _END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
 _START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 TAIL_LINES = 20
+EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resume continues
+# Once ranks stop with a checkpoint, launchers (srun --kill-on-bad-exit, mpirun) may terminate the
+# slower peers: such deaths are part of the orderly stop, not failures.
+_STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,11 @@ class RankEnd:
 
     @property
     def failed(self) -> bool:
-        return self.exit_code != 0
+        return self.exit_code not in (0, EXIT_CHECKPOINTED)
+
+    @property
+    def checkpointed(self) -> bool:
+        return self.exit_code == EXIT_CHECKPOINTED
 
     def describe(self) -> str:
         if self.signal_name:
@@ -115,7 +123,15 @@ class OutputRouter:
     def first_failure(self) -> Optional[RankEnd]:
         with self._lock:
             failed = [e for e in self.ends if e.failed]
+            if any(e.checkpointed for e in self.ends):
+                failed = [e for e in failed if e.signal_name not in _STOP_SIGNALS]
         return min(failed, key=lambda e: e.at) if failed else None
+
+    def checkpointed_stop(self) -> bool:
+        """Ranks stopped after saving a checkpoint, and none failed otherwise."""
+        with self._lock:
+            stopped = any(e.checkpointed for e in self.ends)
+        return stopped and self.first_failure() is None
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Slurm support: the sbatch renderer, the client-tool wrappers and the record of submitted jobs."""

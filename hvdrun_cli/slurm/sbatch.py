@@ -2,7 +2,7 @@
 
 The script has three parts. ``#SBATCH`` lines come from the spec's ``slurm:`` section, sorted, every
 value ``shlex.quote``d (sbatch reads those lines with shell-like quoting, so a value with spaces or
-quotes stays one option). Then ``slurm.setup`` verbatim: it is the user's own shell (``module load``
+quotes stays one option; backslashes, which sbatch would eat even inside quotes, are refused). Then ``slurm.setup`` verbatim: it is the user's own shell (``module load``
 ...). Then the launch: ``hvdjob run`` in the background with USR1/TERM forwarded to it, because
 bash runs traps only between commands and a foreground child would get the time-limit warning too late.
 
@@ -22,6 +22,29 @@ from typing import List, Optional, Sequence, Tuple
 from hvdrun_cli.errors import Problem, SpecError
 from hvdrun_cli.spec.model import JobSpec
 
+# Options the renderer writes itself, and where they come from: the same option again in
+# slurm.extra would make the script contradict itself (and hvdjob logs look in the wrong place).
+_WRITTEN_FROM = {
+    "job-name": "name",
+    "partition": "slurm.partition",
+    "time": "slurm.time",
+    "nodes": "slurm.nodes",
+    "ntasks": "resources.np or slurm.nodes x slurm.ntasks_per_node",
+    "ntasks-per-node": "slurm.ntasks_per_node",
+    "cpus-per-task": "slurm.cpus_per_task",
+    "gpus-per-node": "slurm.gpus_per_node",
+    "mem": "slurm.mem",
+    "account": "slurm.account",
+    "qos": "slurm.qos",
+    "constraint": "slurm.constraint",
+    "exclusive": "slurm.exclusive",
+    "output": "run_root (the job's run directory)",
+    "error": "run_root (the job's run directory)",
+    "open-mode": "hvdjob (append, so a requeued job keeps its earlier output)",
+    "signal": "slurm.signal_before_end_seconds",
+    "requeue": "slurm.requeue",
+    "no-requeue": "slurm.requeue",
+}
 CHECKPOINTED_EXIT = 75  # EX_TEMPFAIL: the ranks saved a checkpoint and stopped on a signal
 OUTPUT_PATTERN = "slurm-%j.out"  # %j: the job id; kept across requeues (--open-mode=append)
 ERROR_PATTERN = "slurm-%j.err"
@@ -89,7 +112,12 @@ def sbatch_options(spec: JobSpec, run_dir: str) -> List[str]:
     for index, option in enumerate(slurm.extra):
         key = f"slurm.extra[{index}]"
         if not option.startswith("--") or len(option) == 2:
-            problems.append(_problem(spec, key, "must be a long sbatch option starting with '--', e.g. '--mail-type=END'", option))
+            message = "must be a long sbatch option starting with '--', e.g. '--mail-type=END'"
+            problems.append(_problem(spec, key, message, option))
+        elif option[2:].split("=", 1)[0] in _WRITTEN_FROM:
+            name = option[2:].split("=", 1)[0]
+            message = f"--{name} is written by hvdjob from {_WRITTEN_FROM[name]}; set it there"
+            problems.append(_problem(spec, key, message, option))
         elif _scriptable(option, key, spec, problems):
             options.append(shlex.quote(option))
     if problems:

@@ -16,7 +16,11 @@ Why these choices:
   passwordless ssh must work for all three, and both use ``ssh`` with ``~/.ssh/config``. So a marked
   block is added to each file for the session and removed afterwards.
 * The namespaces have no default route: nothing in them can reach any address outside 10.213.0.0/24.
-* A "down" host name resolves into the same range with nothing behind it, like a powered-off node.
+* Two names resolve into the same range with nothing behind them: ``hvdhost-down`` (no answer to
+  ARP, so connecting fails after about 3 s with "No route to host", like a powered-off node) and
+  ``hvdhost-silent`` (a permanent neighbour entry sends its packets to a MAC address nobody has, so
+  they vanish: like a hung machine or a firewall that drops; ssh then waits for its ConnectTimeout,
+  without one for the kernel's two-minute TCP connect timeout).
 
 Everything is removed afterwards, and leftovers of an interrupted earlier run are removed first.
 A file lock keeps two test sessions on one machine from building the same hosts at once.
@@ -43,6 +47,9 @@ NIC = "hvdnet0"  # the bridge in the root namespace and each host's interface in
 HOST_PREFIX = "hvdhost"
 DOWN_HOST = "hvdhost-down"
 DOWN_ADDRESS = f"{SUBNET}.99"
+SILENT_HOST = "hvdhost-silent"
+SILENT_ADDRESS = f"{SUBNET}.98"
+NOBODYS_MAC = "02:00:00:00:00:98"  # locally administered, on no interface
 STATE_DIR = Path("/run/hvdjob-multihost")
 LOCK_FILE = Path("/run/lock/hvdjob-multihost.lock")
 ETC_HOSTS = Path("/etc/hosts")
@@ -59,6 +66,7 @@ _OWN_VETH = re.compile(r"hvdv\d+")
 # Runs inside the new UTS namespace: give the host its own name, then become sshd.  A constant
 # program; the host name and sshd's argv arrive as arguments.
 _SET_HOSTNAME_AND_EXEC = "import os, socket, sys; socket.sethostname(sys.argv[1]); os.execv(sys.argv[2], sys.argv[2:])"
+_SSHD: List["subprocess.Popen[bytes]"] = []  # started by this process, reaped by cleanup()
 
 
 class HostsUnavailable(RuntimeError):
@@ -82,6 +90,8 @@ class HostCluster:
     nic: str = NIC
     down_host: str = DOWN_HOST
     down_address: str = DOWN_ADDRESS
+    silent_host: str = SILENT_HOST
+    silent_address: str = SILENT_ADDRESS
     bridge_address: str = BRIDGE_ADDRESS
     state_dir: Path = STATE_DIR
 
@@ -159,11 +169,13 @@ def _kill_all(pids: Sequence[int]) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie counts as gone: it has exited and only waits for its parent to reap it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 # -- preconditions -------------------------------------------------------------------------------
@@ -193,6 +205,9 @@ def cleanup() -> None:
         if _OWN_NETNS.fullmatch(name) or name == f"{HOST_PREFIX}-probe":
             _kill_all(netns_pids(name))
             _ip("netns", "del", name, check=False)
+    while _SSHD:  # reap the sshd processes this process started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _SSHD.pop().wait(timeout=5)
     out = _ip("-o", "link", "show", check=False).stdout
     for line in out.splitlines():
         link = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
@@ -252,8 +267,9 @@ def _sshd_config(host: NamespaceHost, host_dir: Path) -> str:
 
 
 def _add_blocks(cluster: HostCluster, known_hosts: Path, identity: Path) -> None:
-    names = [h.name for h in cluster.hosts] + [DOWN_HOST]
-    hosts_lines = [f"{h.address} {h.name}" for h in cluster.hosts] + [f"{DOWN_ADDRESS} {DOWN_HOST}"]
+    names = [h.name for h in cluster.hosts] + [DOWN_HOST, SILENT_HOST]
+    hosts_lines = [f"{h.address} {h.name}" for h in cluster.hosts]
+    hosts_lines += [f"{DOWN_ADDRESS} {DOWN_HOST}", f"{SILENT_ADDRESS} {SILENT_HOST}"]
     text = ETC_HOSTS.read_text(encoding="utf-8") if ETC_HOSTS.exists() else ""
     if text and not text.endswith("\n"):
         text += "\n"
@@ -295,7 +311,7 @@ def _start_sshd(host: NamespaceHost, config: Path, log: Path) -> None:
     ]
     with open(log, "ab") as out:
         # Its own session: Ctrl-C in the test terminal must not kill the hosts before teardown.
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        _SSHD.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True))
 
 
 def _wait_for_sshd(cluster: HostCluster) -> None:
@@ -350,6 +366,8 @@ def create(count: int = 2) -> HostCluster:
         config = host_dir / "sshd_config"
         config.write_text(_sshd_config(host, host_dir), encoding="utf-8")
         _start_sshd(host, config, host_dir / "sshd.log")
+    # Only now: enslaving a port can change the bridge's MAC address, which flushes its neighbours.
+    _ip("neigh", "replace", SILENT_ADDRESS, "lladdr", NOBODYS_MAC, "dev", NIC, "nud", "permanent")
     known_hosts = STATE_DIR / "known_hosts"
     known_hosts.write_text("\n".join(known) + "\n", encoding="utf-8")
     _add_blocks(cluster, known_hosts, identity)

@@ -93,7 +93,8 @@ def test_logs_follow_prints_everything_and_returns_when_the_job_ends(slurm_clust
 def test_logs_finds_a_job_hvdjob_did_not_submit(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere" / "plain-%j.out"
     out.parent.mkdir()
-    job_id = slurm_cluster.run(["sbatch", "--parsable", f"--output={out}", "--wrap", "echo plain sbatch"]).stdout.strip()
+    submitted = slurm_cluster.run(["sbatch", "--parsable", f"--output={out}", "--wrap", "echo plain sbatch"])
+    job_id = submitted.stdout.strip()
     slurm_cluster.wait_for_state(job_id, ["COMPLETED"], timeout=60)
     assert job_output(slurm_cluster, tmp_path, job_id) == "plain sbatch\n"  # located via scontrol show job
 

@@ -24,7 +24,8 @@ ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 
 def run_summaries(job_dir: Path) -> List[Dict]:
     """summary.json of every ``hvdjob run`` of the job, oldest first (run ids sort by time)."""
-    return [json.loads(p.read_text()) for p in sorted(job_dir.glob("*/summary.json"))]
+    paths = sorted(p for p in job_dir.glob("*/summary.json") if not p.parent.is_symlink())  # skip "latest"
+    return [json.loads(p.read_text()) for p in paths]
 
 
 def explain(cluster: SlurmCluster, cwd: Path, job_id: str) -> str:
@@ -67,21 +68,26 @@ print(f"task {rank}: running again after restart {restart}", flush=True)
 """
 
 
-def test_script_that_stops_with_75_on_usr1_is_requeued_once(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    (tmp_path / "stoppable.py").write_text(STOPPABLE_SCRIPT)
-    spec = write_spec(tmp_path / "stoppable.yaml", [
+def submit_stoppable(cluster: SlurmCluster, cwd: Path, requeue: int) -> str:
+    """Submit STOPPABLE_SCRIPT on 2 tasks and send USR1 to the batch script once both run."""
+    (cwd / "stoppable.py").write_text(STOPPABLE_SCRIPT)
+    spec = write_spec(cwd / "stoppable.yaml", [
         "framework: torch", "name: stoppable", "script: stoppable.py", "resources: {np: 2}",
         "slurm:", "  partition: debug", '  time: "00:05:00"', "  nodes: 1", "  ntasks_per_node: 2",
-        "  requeue: 1",
+        f"  requeue: {requeue}",
     ])
-    job_id = submit(slurm_cluster, tmp_path, spec)
+    job_id = submit(cluster, cwd, spec)
     deadline = time.monotonic() + 120
-    while not all((tmp_path / f"started.{task}").exists() for task in (0, 1)):
-        assert time.monotonic() < deadline, explain(slurm_cluster, tmp_path, job_id)
+    while not all((cwd / f"started.{task}").exists() for task in (0, 1)):
+        assert time.monotonic() < deadline, explain(cluster, cwd, job_id)
         time.sleep(0.2)
+    # What Slurm does before a time limit or preemption, sent by hand: USR1 to the batch script only.
+    cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
+    return job_id
 
-    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
 
+def test_script_that_stops_with_75_on_usr1_is_requeued_once(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=1)
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
     details = explain(slurm_cluster, tmp_path, job_id)
     assert state == "COMPLETED", details
@@ -92,19 +98,29 @@ def test_script_that_stops_with_75_on_usr1_is_requeued_once(slurm_cluster: Slurm
         assert f"task {task}: running again after restart 1" in output, details
 
 
+def test_without_requeue_a_stopped_job_ends_with_exit_code_75(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=0)
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
+    fields = parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)
+    details = explain(slurm_cluster, tmp_path, job_id)
+    assert state == "FAILED" and fields["ExitCode"] == "75:0", details
+    assert fields["Restarts"] == "0"
+    assert "running again" not in job_output(slurm_cluster, tmp_path, job_id)
+
+
 def test_two_rank_horovod_job_completes_and_writes_its_summary(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
     job_id = submit(slurm_cluster, tmp_path, REPO / "jobs" / "slurm-digits.yaml",
-                    "--set", "train.epochs=1", "--set", "train.max_steps=40")
+                    "--set", "train.epochs=2", "--set", "train.max_steps=30")
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=400)
     assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
     (summary,) = run_summaries(tmp_path / "runs" / "slurm-digits")
     assert summary["world_size"] == 2
-    assert summary["steps"] == 40
+    assert summary["steps"] == 30  # the --set flags reached the hvdjob run inside the job
 
 
 def test_preempted_job_requeues_itself_and_resumes_from_its_checkpoint(slurm_cluster: SlurmCluster,
                                                                         tmp_path: Path) -> None:
-    max_steps = 4000
+    max_steps = 2000
     spec = write_spec(tmp_path / "preempt.yaml", [
         "framework: torch", "name: preempt",
         f"train: {{data: digits, epochs: 1000, max_steps: {max_steps}, log_interval: 50, validate: false}}",

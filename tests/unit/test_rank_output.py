@@ -66,3 +66,15 @@ def test_srun_task_gets_horovod_rank_variables_from_layout(tmp_path: Path) -> No
     env = slurm_gloo_env({"HVDJOB_GLOO_LAYOUT": str(layout), "SLURM_PROCID": "1"})
     assert env["HOROVOD_RANK"] == "1" and env["HOROVOD_HOSTNAME"] == "n2" and env["HOROVOD_CROSS_RANK"] == "1"
     assert slurm_gloo_env({"SLURM_PROCID": "1"}) == {}
+
+
+def test_peers_terminated_after_a_checkpointed_stop_are_not_failures(tmp_path: Path) -> None:
+    router = OutputRouter(str(tmp_path), io.StringIO())
+    router.feed(b"[0] hvdjob: rank 0 exited with code 75\n")  # saved a checkpoint, stopped on request
+    router.feed(b"[1] hvdjob: rank 1 was killed by SIGTERM\n")  # srun --kill-on-bad-exit ended it
+    assert router.first_failure() is None
+    assert router.checkpointed_stop()
+    router.feed(b"[2] hvdjob: rank 2 exited with code 1\n")  # a real failure still counts
+    assert router.first_failure().rank == 2
+    assert not router.checkpointed_stop()
+    router.close()

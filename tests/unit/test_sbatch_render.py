@@ -215,6 +215,16 @@ def test_values_that_would_not_survive_an_sbatch_line_are_rejected(slurm: Dict[s
     assert [p.key for p in info.value.problems] == [key]
 
 
+@pytest.mark.parametrize("option, key", [("--time=10", "slurm.time"), ("--output=/tmp/x", "run_root"),
+                                         ("--requeue", "slurm.requeue"), ("--job-name=other", "name")])
+def test_extra_cannot_repeat_an_option_hvdjob_writes(option: str, key: str) -> None:
+    with pytest.raises(SpecError) as info:
+        sbatch_options(minimal_spec(extra=(option,)), "/r")
+    (problem,) = info.value.problems
+    assert problem.key == "slurm.extra[0]"
+    assert key in problem.message
+
+
 def test_all_problems_are_reported_together() -> None:
     spec = minimal_spec(partition="a\nb", extra=("bad", "--ok", "-x"))
     with pytest.raises(SpecError) as info:

@@ -102,7 +102,7 @@ _SLURM_TIME = matches(
     re.IGNORECASE,
 )
 _SLURM_MEM = matches(r"\d+[KMGT]?", "a Slurm memory size such as 4000, 500M or 16G", re.IGNORECASE)
-_SBATCH_OPTION = matches(r"-.+", "an sbatch option starting with '-', e.g. '--mail-type=END'", re.DOTALL)
+_SBATCH_OPTION = matches(r"--[^\\\n\r]+", "an sbatch long option such as '--mail-type=END' (no line breaks or backslashes)")
 _INTERFACE = matches(r"[^\s,]+", "a network interface name such as eth0")
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 

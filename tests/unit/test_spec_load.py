@@ -225,7 +225,7 @@ def test_every_problem_is_reported_at_once_in_file_order(layout):
         ("train: {}\nhorovod:\n  log_level: verbose\n", "horovod.log_level: must be one of 'trace'"),
         ("train: {}\nhorovod:\n  network_interfaces: 'eth0, ib0'\n", None),
         ("train: {}\nslurm:\n  time: 90m\n", "slurm.time: must be a Slurm time"),
-        ("train: {}\nslurm:\n  extra: [mail-type=END]\n", "slurm.extra[0]: must be an sbatch option starting with '-'"),
+        ("train: {}\nslurm:\n  extra: [mail-type=END]\n", "slurm.extra[0]: must be an sbatch long option such as '--mail-type=END'"),
         ("train: {}\ncheckpoint:\n  keep: 0\n", "checkpoint.keep: must be at least 1 (got 0)"),
         ("train: {}\ncheckpoint:\n  interval_steps: 0\n", "checkpoint.interval_steps: must be at least 1"),
         ("script: train.py\nargs: --epochs 3\n", "args: must be a list of strings (got '--epochs 3')"),

@@ -268,6 +268,7 @@ def _sshd_config(host: NamespaceHost, host_dir: Path) -> str:
 
 def _add_blocks(cluster: HostCluster, known_hosts: Path, identity: Path) -> None:
     names = [h.name for h in cluster.hosts] + [DOWN_HOST, SILENT_HOST]
+    names += [h.address for h in cluster.hosts] + [DOWN_ADDRESS, SILENT_ADDRESS]  # hosts given by address
     hosts_lines = [f"{h.address} {h.name}" for h in cluster.hosts]
     hosts_lines += [f"{DOWN_ADDRESS} {DOWN_HOST}", f"{SILENT_ADDRESS} {SILENT_HOST}"]
     text = ETC_HOSTS.read_text(encoding="utf-8") if ETC_HOSTS.exists() else ""

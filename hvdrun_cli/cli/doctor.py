@@ -6,7 +6,7 @@ shared network and a real collective across them (see :mod:`hvdrun_cli.preflight
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import click
 

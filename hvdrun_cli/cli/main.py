@@ -21,8 +21,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "logs": ("hvdrun_cli.cli.slurm_jobs", "logs", "Print the output of a submitted Slurm job."),
     "cancel": ("hvdrun_cli.cli.slurm_jobs", "cancel", "Cancel a submitted Slurm job."),
     "doctor": ("hvdrun_cli.cli.doctor", "doctor", "Show how Horovod was built and which launchers work here."),
-    "smoke": ("hvdjob_smoke_placeholder", "smoke", "Run a job briefly on this box and check it trains."),
-    "bench": ("hvdjob_bench_placeholder", "bench", "Measure throughput and scaling of a job at several np."),
+    "smoke": ("hvdrun_cli.cli.smoke", "smoke", "Run a job briefly on this box and check it trains."),
+    "bench": ("hvdrun_cli.cli.bench", "bench", "Measure throughput and scaling of a job at several np."),
 }
 
 

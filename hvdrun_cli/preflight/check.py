@@ -12,7 +12,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.hosts import Host
@@ -29,6 +29,7 @@ PROBE_MODULE = "hvdrun_cli.preflight.probe"
 MAX_PARALLEL = 32
 
 HostLike = Union[Host, str]
+T = TypeVar("T")
 
 
 def _names(hosts: Sequence[HostLike]) -> List[str]:
@@ -39,7 +40,8 @@ def _names(hosts: Sequence[HostLike]) -> List[str]:
     return list(seen)
 
 
-def _parallel(func, items: Sequence[str]) -> list:  # type: ignore[no-untyped-def]
+def _parallel(func: Callable[[str], T], items: Sequence[str]) -> List[T]:
+    """``func`` over every host at once: checking many hosts costs as long as the slowest one."""
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(items)))) as pool:
         return list(pool.map(func, items))
 

@@ -21,9 +21,11 @@ EXIT_STOPPED = 75
 ENV_SPEC = "HVDJOB_SPEC"
 ENV_RUN_DIR = "HVDJOB_RUN_DIR"
 ENV_ATTEMPT = "HVDJOB_ATTEMPT"
-# When set to a directory, every rank writes its final parameters there (``rank<N>.npy``) so a
-# run can be checked for identical weights on all ranks.
-ENV_PARAM_DUMP = "HVDJOB_TEST_PARAM_DUMP"
+# HVDJOB_PARAM_DUMP=<directory>: at the end of managed training each rank writes its final
+# parameters' values there (``rank<N>.npy``, flattened float64) so tools can compare ranks:
+# ``hvdjob smoke`` checks that every rank holds identical weights; tests compare a resumed run
+# with an uninterrupted one.
+ENV_PARAM_DUMP = "HVDJOB_PARAM_DUMP"
 
 
 @dataclass(frozen=True)

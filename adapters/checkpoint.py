@@ -6,7 +6,8 @@ atomically (temp file in the same directory, fsync, ``os.replace``), payload fir
 the commit record, so a crash mid-write leaves at worst an orphan payload that is never loaded.
 On resume the newest checkpoint whose sidecar parses, whose hash matches and whose payload loads
 wins; anything else is skipped with a warning, so one torn or corrupt file costs one interval of
-progress, not the run.
+progress, not the run. A save that fails (full disk, directory gone read-only) leaves no file of that
+checkpoint behind and ends the run with one clear error naming ``checkpoint.dir``.
 """
 from __future__ import annotations
 
@@ -54,21 +55,57 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+class _RecordingFile:
+    """A file that remembers the first OSError of a write.
+
+    Serializers such as ``torch.save`` turn a failed write (ENOSPC) into an unrelated error
+    ("unexpected pos ..."); the recorded OSError lets the caller report the real cause.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.error: Optional[OSError] = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._raw.flush()
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
 def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` so readers see the old file or the complete new one, never a torn one."""
+    """Write ``path`` so readers see the old file or the complete new one, never a torn one.
+
+    A write that fails because of the filesystem raises that OSError, whatever the serializer made of it.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    recording: Optional[_RecordingFile] = None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _RecordingFile(f)
+            write(recording)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if recording is not None and recording.error is not None and not isinstance(exc, OSError):
+            raise recording.error from exc
         raise
     _fsync_dir(directory)
 
@@ -147,18 +184,31 @@ class CheckpointStore:
         return os.path.splitext(payload)[0] + ".json"
 
     def save(self, step: int, write_payload: Callable[[BinaryIO], None], meta: Mapping[str, Any]) -> str:
-        """Write payload then sidecar atomically, drop old checkpoints; return the payload path."""
+        """Write payload then sidecar atomically, drop old checkpoints; return the payload path.
+
+        On a filesystem error nothing of this step stays behind (a payload whose sidecar could not
+        be written is removed with it) and the error names ``checkpoint.dir``.
+        """
         payload = self.payload_path(step)
-        atomic_write(payload, write_payload)
-        sidecar = {
-            **meta,
-            "format": SIDECAR_FORMAT,
-            "step": step,
-            "payload": os.path.basename(payload),
-            "sha256": sha256_of(payload),
-            "created_unix_time": time.time(),
-        }
-        atomic_write_json(self.sidecar_path(payload), sidecar)
+        try:
+            atomic_write(payload, write_payload)
+            sidecar = {
+                **meta,
+                "format": SIDECAR_FORMAT,
+                "step": step,
+                "payload": os.path.basename(payload),
+                "sha256": sha256_of(payload),
+                "created_unix_time": time.time(),
+            }
+            atomic_write_json(self.sidecar_path(payload), sidecar)
+        except OSError as exc:
+            for path in (self.sidecar_path(payload), payload):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise UserInputError(Problem(f"cannot save the checkpoint of step {step}: {exc.strerror or exc}",
+                                         key="checkpoint.dir", got=self.directory)) from exc
         self.prune()
         return payload
 

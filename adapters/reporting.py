@@ -122,8 +122,9 @@ class Reporter:
 def dump_parameters(directory: str, rank: int, arrays: "list") -> str:
     """Write this rank's parameters, flattened to float64, as ``rank<N>.npy``.
 
-    Used to verify that all ranks hold identical weights and that a resumed run matches an
-    uninterrupted one; enabled by ``HVDJOB_TEST_PARAM_DUMP``.
+    Enabled by ``HVDJOB_PARAM_DUMP`` (see ``base.ENV_PARAM_DUMP``): each rank writes its final
+    parameters' values so tools can compare ranks (``hvdjob smoke`` checks they are identical) or
+    compare a resumed run with an uninterrupted one.
     """
     import numpy as np
 

@@ -16,8 +16,14 @@ from hvdrun_cli.launch.planner import SPEC_JSON, make_plan, rendezvous_address_f
 from hvdrun_cli.launch.rendezvous import free_port
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir, write_json_atomic
 from hvdrun_cli.launch.tools import probe_tools
+from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
+
+
+def checked(plan: LaunchPlan) -> LaunchPlan:
+    require_reachable_hosts(plan)
+    return plan
 
 
 def build_plan(spec: JobSpec, run_dir: str, run_id: str, attempt: int) -> LaunchPlan:
@@ -69,6 +75,7 @@ def run(
             click.echo(first_plan.render_text())
         return
 
+    require_reachable_hosts(first_plan)  # a down host is named in seconds, before any rank starts
     create_run_dir(directory)
     write_json_atomic(os.path.join(directory, SPEC_JSON), spec.to_dict())
     restarts = spec.restarts if max_restarts is None else max_restarts
@@ -79,7 +86,7 @@ def run(
 
     click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
     result = run_attempts(
-        lambda attempt: first_plan if attempt == 0 else build_plan(spec, directory, run_id, attempt),
+        lambda attempt: first_plan if attempt == 0 else checked(build_plan(spec, directory, run_id, attempt)),
         max_restarts=restarts,
         terminal=sys.stdout,
         quiet=quiet,

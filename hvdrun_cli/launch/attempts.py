@@ -2,23 +2,51 @@
 
 Each attempt gets a fresh plan (new rendezvous port, ``HVDJOB_ATTEMPT`` = attempt number) in the
 same run directory, so rank logs and metrics continue where the failed attempt stopped. A job stopped
-on purpose (Ctrl-C, SIGTERM, Slurm's warning signal) is never restarted here.
+on purpose (Ctrl-C, SIGTERM, Slurm's warning signal) is never restarted, and neither is one whose
+ranks rejected their input (exit 2: a bad spec or an unusable checkpoint directory fails the same
+way every time). A stop signal that arrives between two attempts ends the job there.
 """
 from __future__ import annotations
 
+import dataclasses
+import signal
+import threading
 import time
-from typing import Callable, Optional, TextIO
+from typing import Callable, Dict, List, Optional, TextIO
 
 from hvdrun_cli.launch.execute import EXIT_PREEMPTED, Execution, JobResult
 from hvdrun_cli.launch.plan import LaunchPlan
 
-RESTART_PAUSE_S = 1.0
+RESTART_PAUSE_S = 1.0  # lets ports and the last writes of the failed attempt settle
+EXIT_BAD_INPUT = 2
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def should_restart(result: JobResult, attempt: int, max_restarts: int) -> bool:
-    if result.ok or result.stopped_by_signal or result.exit_code == EXIT_PREEMPTED:
+    if result.ok or result.stopped_by_signal or result.exit_code in (EXIT_PREEMPTED, EXIT_BAD_INPUT):
         return False
     return attempt < max_restarts
+
+
+class _GapSignals:
+    """Between attempts no Execution watches signals: remember a stop request instead of dying."""
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: Dict[int, object] = {}
+
+    def __enter__(self) -> "_GapSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received = signum
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
 def run_attempts(
@@ -30,22 +58,49 @@ def run_attempts(
     on_plan: Optional[Callable[[LaunchPlan], None]] = None,
 ) -> JobResult:
     attempt = 0
-    while True:
-        plan = plan_for_attempt(attempt)
-        if on_plan:
-            on_plan(plan)
-        execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s)
-        if attempt:
-            execution.router.note(
-                f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {plan.np} ranks; "
-                "they resume from the latest checkpoint"
-            )
-        result = execution.run()
-        if not should_restart(result, attempt, max_restarts):
-            return result
-        terminal.write(f"hvdjob: {result.message}\n")
-        for line in result.tail:
-            terminal.write(f"    {line}\n")
-        terminal.flush()
-        attempt += 1
-        time.sleep(RESTART_PAUSE_S)
+    failures: List[JobResult] = []
+    with _GapSignals() as gap:
+        while True:
+            plan = plan_for_attempt(attempt)
+            if on_plan:
+                on_plan(plan)
+            execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s)
+            if failures:
+                previous = failures[-1]
+                since = f" {time.monotonic() - previous.failed_at:.1f} s after the failure" if previous.failed_at else ""
+                execution.router.note(
+                    f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {plan.np} ranks{since}; "
+                    "they resume from the latest checkpoint"
+                )
+            result = execution.run()
+            if not should_restart(result, attempt, max_restarts):
+                return _final(result, attempt, max_restarts)
+            _report_failure(terminal, result, attempt, max_restarts)
+            failures.append(result)
+            attempt += 1
+            time.sleep(RESTART_PAUSE_S)
+            if gap.received is not None:
+                name = signal.Signals(gap.received).name
+                return JobResult(128 + gap.received, f"job stopped on {name} before attempt {attempt + 1}",
+                                 stopped_by_signal=name)
+
+
+def _report_failure(terminal: TextIO, result: JobResult, attempt: int, max_restarts: int) -> None:
+    ended = ""
+    if result.failed_at is not None and result.ended_at is not None:
+        ended = f" (all ranks stopped {result.ended_at - result.failed_at:.1f} s after the failure)"
+    terminal.write(f"hvdjob: attempt {attempt + 1} of {max_restarts + 1} failed{ended}: {result.message}\n")
+    for line in result.tail:
+        terminal.write(f"    {line}\n")
+    terminal.flush()
+
+
+def _final(result: JobResult, attempt: int, max_restarts: int) -> JobResult:
+    """Say which attempt the outcome belongs to when restarts were allowed."""
+    if max_restarts == 0 or result.ok:
+        return result
+    prefix = "job failed: "
+    if result.message.startswith(prefix):
+        message = f"job failed on attempt {attempt + 1} of {max_restarts + 1}: {result.message[len(prefix):]}"
+        return dataclasses.replace(result, message=message)
+    return result

@@ -6,11 +6,16 @@ with the last lines of that rank's log. SIGINT/SIGTERM stop every rank gracefull
 and exit 75); a second Ctrl-C kills at once. Whatever happens, no process of the run outlives it:
 besides process groups, a final sweep kills any process carrying this run's ``HVDJOB_RUN_ID``
 (horovodrun and mpirun start ranks in sessions of their own).
+
+Elastic plans differ in two ways. A worker that dies is Horovod's business (the others carry on), so
+the job's outcome is horovodrun's exit code. And Horovod itself ends a worker it drops with SIGTERM,
+so a graceful stop reaches the ranks as SIGUSR1 instead (ranks checkpoint and exit 75 on either).
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,11 +26,14 @@ from typing import Dict, List, Optional, TextIO, Tuple
 from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.rendezvous import Rendezvous
+from hvdrun_cli.launch.watchdog import ProgressWatchdog, Stall
 
 EXIT_PREEMPTED = EXIT_CHECKPOINTED
 FAILURE_GRACE_S = 5.0  # peers of a dead rank are usually stuck in a collective: don't wait long
 STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM / preemption
 POLL_S = 0.1
+EXIT_STALLED = 124  # like timeout(1)
+ELASTIC_LAUNCHER = "elastic"
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class JobResult:
     tail: Tuple[str, ...] = ()
     stopped_by_signal: Optional[str] = None
     wall_time_s: float = 0.0
+    failed_at: Optional[float] = None  # time.monotonic() when the failure was noticed
+    ended_at: Optional[float] = None  # time.monotonic() when the last process of the attempt was gone
 
     @property
     def ok(self) -> bool:
@@ -49,7 +59,9 @@ class _State:
     kill_now: bool = False
     failure: Optional[RankEnd] = None
     failure_at: Optional[float] = None
+    stall: Optional[Stall] = None
     forward_queue: List[int] = field(default_factory=list)
+    noted_ends: int = 0
 
 
 class Execution:
@@ -69,6 +81,8 @@ class Execution:
         self._progress_timeout_s = progress_timeout_s
         self._install_handlers = install_signal_handlers
         self._rendezvous: Optional[Rendezvous] = None
+        self._elastic = plan.launcher == ELASTIC_LAUNCHER
+        self._watchdog: Optional[ProgressWatchdog] = None
 
     # -- public -------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -78,9 +92,14 @@ class Execution:
             self._write_files()
             self._start_rendezvous()
             self._spawn_all()
+            if self._progress_timeout_s:
+                self._watchdog = ProgressWatchdog(
+                    self._progress_timeout_s, self.router, socket.gethostname(), time.monotonic()
+                )
             result = self._watch()
         finally:
             self._stop_everything()
+            ended_at = time.monotonic()
             self._restore_signal_handlers(previous)
             if self._rendezvous:
                 self._rendezvous.stop()
@@ -94,6 +113,8 @@ class Execution:
             tail=result.tail,
             stopped_by_signal=result.stopped_by_signal,
             wall_time_s=time.monotonic() - started,
+            failed_at=self._state.failure_at,
+            ended_at=ended_at,
         )
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -141,9 +162,13 @@ class Execution:
         while True:
             self._deliver_forwarded_signals()
             codes = [p.poll() for p in self._procs]
-            failure = self.router.first_failure()
-            if failure is None:
-                failure = self._failed_launcher_process(codes)
+            if self._elastic:
+                self._note_elastic_rank_ends()
+                failure = None  # Horovod elastic replaces or drops failed workers itself
+            else:
+                failure = self.router.first_failure()
+                if failure is None:
+                    failure = self._failed_launcher_process(codes)
             if failure and st.failure is None and st.stop_signal is None:
                 st.failure, st.failure_at = failure, time.monotonic()
                 self.router.note(f"hvdjob: {failure.describe()}; stopping the other ranks")
@@ -155,16 +180,22 @@ class Execution:
                 self._signal_all(signal.SIGKILL)
             if st.stop_requested_at is not None and (st.kill_now or now - st.stop_requested_at > STOP_GRACE_S):
                 self._signal_all(signal.SIGKILL)
-            stalled = self._stalled_ranks(now)
-            if stalled and st.failure is None and st.stop_signal is None:
-                names = ", ".join(str(r) for r in stalled)
-                self.router.note(
-                    f"hvdjob: no output from rank(s) {names} for {self._progress_timeout_s:.0f} s; stopping the job"
-                )
-                st.failure = RankEnd(stalled[0], 124, None, now)
-                st.failure_at = now
+            stall = self._watchdog.check(now) if self._watchdog and st.failure is None else None
+            if stall and st.stop_signal is None:
+                self.router.note(f"hvdjob: {stall.describe()}; stopping the job")
+                st.stall, st.failure_at = stall, now
+                st.failure = RankEnd(stall.ranks[0], EXIT_STALLED, None, now)
                 self._signal_all(signal.SIGTERM)
             time.sleep(POLL_S)
+
+    def _note_elastic_rank_ends(self) -> None:
+        """Say when an elastic worker ends; Horovod decides whether the job goes on without it."""
+        st = self._state
+        ends = list(self.router.ends)
+        for end in ends[st.noted_ends:]:
+            if end.failed and st.stop_signal is None:
+                self.router.note(f"hvdjob: {end.describe()}; Horovod elastic carries on with the remaining workers")
+        st.noted_ends = len(ends)
 
     def _failed_launcher_process(self, codes: List[Optional[int]]) -> Optional[RankEnd]:
         """A launcher process (e.g. mpirun) that died without any rank reporting a failure."""
@@ -176,26 +207,17 @@ class Execution:
                 return RankEnd(rank, code, None, time.monotonic())
         return None
 
-    def _stalled_ranks(self, now: float) -> List[int]:
-        if not self._progress_timeout_s:
-            return []
-        last = self.router.last_output
-        if not last:
-            return []
-        newest = max(last.values())
-        if now - newest < self._progress_timeout_s:
-            return []
-        return sorted(last)
-
     def _result(self, codes: List[Optional[int]]) -> JobResult:
         st = self._state
+        if st.stall is not None:
+            rank = st.stall.ranks[0]
+            tail = tuple(self.router.tail(rank))
+            where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
+            return JobResult(EXIT_STALLED, f"job stopped by the watchdog: {st.stall.describe()}{where}", rank, tail)
         if st.failure is not None:
             rank = st.failure.rank
             tail = tuple(self.router.tail(rank)) if rank >= 0 else ()
             where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
-            if st.failure.exit_code == 124 and st.failure.signal_name is None and self._progress_timeout_s:
-                message = f"job stopped: no progress for {self._progress_timeout_s:.0f} s"
-                return JobResult(124, message, rank, tail)
             code = st.failure.exit_code
             if code is None:
                 code = 128 + _signal_number(st.failure.signal_name)
@@ -211,7 +233,20 @@ class Execution:
         worst = max((c or 0) for c in codes)
         if worst == 0:
             return JobResult(0, "job finished")
+        if self._elastic:
+            return self._elastic_failure(worst)
         return JobResult(worst, f"job failed: launcher exited with code {worst}")
+
+    def _elastic_failure(self, code: int) -> JobResult:
+        """horovodrun gave up (too few workers left, reset limit, ...): name the workers that failed."""
+        failed = [e for e in self.router.ends if e.failed]
+        if not failed:
+            return JobResult(code, f"job failed: horovodrun exited with code {code}")
+        last = failed[-1]
+        tail = tuple(self.router.tail(last.rank))
+        what = ", ".join(e.describe() for e in failed)
+        return JobResult(code, f"job failed: horovodrun exited with code {code} after {what}; last lines of "
+                               f"{self.router.rank_log_path(last.rank)}:", last.rank, tail)
 
     # -- signals ------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> Dict[int, object]:
@@ -235,7 +270,7 @@ class Execution:
                 return
             st.stop_signal = signum
             st.stop_requested_at = time.monotonic()
-            st.forward_queue.append(signal.SIGTERM)
+            st.forward_queue.append(signal.SIGUSR1 if self._elastic else signal.SIGTERM)
         else:
             # SIGUSR1/2: Slurm's "time is nearly up" warning: ranks checkpoint and stop.
             if st.stop_signal is None:
@@ -262,13 +297,13 @@ class Execution:
                 try:
                     if signum == signal.SIGKILL:
                         os.killpg(proc.pid, signum)
-                    else:
+                    elif not self._elastic:  # horovodrun would end every elastic worker at once
                         proc.send_signal(signum)
                 except (ProcessLookupError, PermissionError):
                     pass
         if signum == signal.SIGKILL:
             signal_run_processes(self.plan.run_id, signum)
-        elif self.plan.launcher == "gloo":
+        elif self.plan.launcher in ("gloo", ELASTIC_LAUNCHER):
             # horovodrun neither forwards SIGUSR1 nor stops ranks gracefully: reach the supervisors.
             signal_run_processes(self.plan.run_id, signum, supervisors_only=True)
 

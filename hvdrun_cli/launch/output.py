@@ -19,11 +19,35 @@ _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
 _RANK_LINE = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
 _END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
 _START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
+# Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
+# so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
+_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)$")
+# Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
+# job keeps printing them, so they are output but never progress.
+_HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
+# Horovod's stall inspector names the ranks a collective waits for, one per line after this header:
+# "1: [allreduce.grad_0, ...]" ("1!: [...]" once it is about to shut down).
+_MISSING_HEADER = "Missing ranks:"
+_MISSING_LINE = re.compile(r"^(\d+)!?: \[(.*)\]$")
 TAIL_LINES = 20
 EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resume continues
 # Once ranks stop with a checkpoint, launchers (srun --kill-on-bad-exit, mpirun) may terminate the
 # slower peers: such deaths are part of the orderly stop, not failures.
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
+
+
+def progress_mark(step: int) -> str:
+    """The line a rank prints to tell the launcher's watchdog it is still training."""
+    return f"hvdjob: at step {step}"
+
+
+@dataclass(frozen=True)
+class StallReport:
+    """Horovod's stall inspector, seen on one rank: ranks the others wait for, with the tensors."""
+
+    reporter: int
+    missing: Dict[int, str]
+    at: float
 
 
 @dataclass(frozen=True)
@@ -60,7 +84,12 @@ class OutputRouter:
         self._tails: Dict[int, Deque[str]] = {}
         self.ends: List[RankEnd] = []
         self.rank_pids: Dict[int, int] = {}
+        self.rank_hosts: Dict[int, str] = {}
         self.last_output: Dict[int, float] = {}
+        self.last_progress: Dict[int, float] = {}  # output that shows work (not bookkeeping or Horovod logs)
+        self.progress_step: Dict[int, int] = {}  # from progress marks
+        self.stall_reports: List[StallReport] = []
+        self._in_missing_block: Dict[int, Dict[int, str]] = {}
 
     def rank_log_path(self, rank: int) -> str:
         return os.path.join(self._run_dir, f"rank.{rank}.log")
@@ -81,24 +110,49 @@ class OutputRouter:
 
     def _record(self, rank: int, body: str) -> bool:
         """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
+        now = time.monotonic()
+        mark = _PROGRESS_MARK.match(body)
+        if mark:
+            self.progress_step[rank] = int(mark.group(1))
+            self.last_progress[rank] = self.last_output[rank] = now
+            return False
         log = self._logs.get(rank)
         if log is None:
             log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
         log.write(body + "\n")
         log.flush()
-        self.last_output[rank] = time.monotonic()
+        self.last_output[rank] = now
         end = _END_LINE.match(body)
         if end:
             code = int(end.group(2)) if end.group(2) is not None else None
-            ended = RankEnd(int(end.group(1)), code, end.group(3), time.monotonic())
+            ended = RankEnd(int(end.group(1)), code, end.group(3), now)
             self.ends.append(ended)
             return ended.failed
         start = _START_LINE.match(body)
         if start:
             self.rank_pids[int(start.group(1))] = int(start.group(2))
+            self.rank_hosts[int(start.group(1))] = start.group(3)
             return False
+        if not self._note_stall_report(rank, body, now) and not _HOROVOD_LOG.match(body):
+            self.last_progress[rank] = now
         self._tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(body)
         return True
+
+    def _note_stall_report(self, rank: int, body: str, now: float) -> bool:
+        """Follow Horovod's multi-line stall warning; True while the line belongs to one."""
+        if body.strip() == _MISSING_HEADER:
+            self._in_missing_block[rank] = {}
+            return True
+        block = self._in_missing_block.get(rank)
+        if block is None:
+            return False
+        missing = _MISSING_LINE.match(body.strip())
+        if missing:
+            block[int(missing.group(1))] = missing.group(2)
+            self.stall_reports.append(StallReport(rank, dict(block), now))
+            return True
+        del self._in_missing_block[rank]
+        return body.startswith("One or more rank")  # the "will shut down" trailer
 
     def _show(self, line: str) -> None:
         if self._quiet:
@@ -119,6 +173,11 @@ class OutputRouter:
     def tail(self, rank: int, lines: int = 10) -> List[str]:
         with self._lock:
             return list(self._tails.get(rank, ()))[-lines:]
+
+    def latest_stall_report(self, since: float) -> Optional[StallReport]:
+        with self._lock:
+            recent = [r for r in self.stall_reports if r.at >= since]
+        return recent[-1] if recent else None
 
     def first_failure(self) -> Optional[RankEnd]:
         with self._lock:

@@ -63,6 +63,23 @@ def _die_with_parent() -> None:
         pass
 
 
+def _stop_when_ssh_session_ends() -> None:
+    """Started over ssh (horovodrun across hosts): the end of the ssh session is a stop request.
+
+    horovodrun stops remote ranks by closing their ssh sessions; without this the supervisor is
+    reparented to init and its rank keeps running on the remote host.
+    """
+    if "SSH_CONNECTION" not in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except OSError:
+        return
+    if os.getppid() == 1:  # the session ended before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def describe_end(rank: str, returncode: int) -> str:
     if returncode < 0:
         try:
@@ -119,6 +136,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    _stop_when_ssh_session_ends()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "--":
         args = args[1:]

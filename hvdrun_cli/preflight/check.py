@@ -92,6 +92,10 @@ def _judge(verdicts: Sequence[HostVerdict], local: HostFacts, nics: Sequence[str
     subnets, subnet_problems, notes = compare.subnet_findings(facts)
     for host, found in subnet_problems.items():
         problems[host] += found
+    if not any(v.local for v in verdicts):
+        note = compare.launcher_interface_note(local, facts, subnets)
+        if note:
+            notes.append(note)
     judged = [
         replace(
             v,

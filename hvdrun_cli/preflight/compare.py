@@ -6,7 +6,7 @@ caller can attach them to that host's verdict.
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from hvdrun_cli.preflight.model import COMPARED_PACKAGES, HostFacts
 
@@ -100,3 +100,24 @@ def interface_problems(facts: HostFacts, wanted: Sequence[str]) -> List[str]:
     have = {i.name for i in facts.interfaces}
     return [f"no interface {name!r} with an IPv4 address (have: {', '.join(sorted(have)) or 'none'})"
             for name in wanted if name not in have]
+
+
+def launcher_interface_note(
+    local: HostFacts, facts: Mapping[str, HostFacts], subnets: Sequence[ipaddress.IPv4Network]
+) -> Optional[str]:
+    """A warning when this machine lacks the hosts' shared interface *name*.
+
+    horovodrun serves its Gloo rendezvous on its own address on the interface the hosts share, and
+    looks that address up by the interface's name: launched from a machine without an interface of
+    that name it stops with ``KeyError: 'eth1'``. Only matters when hvdjob runs off the hosts.
+    """
+    shared = [set(usable_interfaces(f, subnets)) for f in facts.values()]
+    names = set.intersection(*shared) if shared else set()
+    missing = sorted(names - {i.name for i in local.interfaces})
+    if not missing:
+        return None
+    return (
+        f"this machine has no interface named {', '.join(missing)} (shared by the hosts): the gloo launcher "
+        "(horovodrun) looks up its own address by that name and fails; use launcher: mpi, give the launching "
+        "machine the same interface name, or run hvdjob on one of the hosts"
+    )

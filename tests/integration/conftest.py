@@ -106,7 +106,7 @@ class HvdGlooRunner:
         spec_path = self.write_spec(spec, run_dir)
         full_env = dict(os.environ)
         full_env.update({"HVDJOB_SPEC": str(spec_path), "HVDJOB_RUN_DIR": str(run_dir),
-                         "HVDJOB_ATTEMPT": str(attempt), "HVDJOB_TEST_PARAM_DUMP": str(run_dir / "params"),
+                         "HVDJOB_ATTEMPT": str(attempt), "HVDJOB_PARAM_DUMP": str(run_dir / "params"),
                          "PYTHONUNBUFFERED": "1", **(env or {})})
         argv = [str(BIN / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo", *WORKER]
         log = open(run_dir / "output.log", "w")

@@ -15,6 +15,10 @@ Why these choices:
 * Host names must resolve for ssh, Open MPI and horovodrun alike, and all three read ``/etc/hosts``;
   passwordless ssh must work for all three, and both use ``ssh`` with ``~/.ssh/config``. So a marked
   block is added to each file for the session and removed afterwards.
+* Each sshd runs in a UTS namespace of its own, named after its host, so everything started over
+  ssh sees that hostname. With the machine's single hostname shared by all hosts, Open MPI took the
+  hosts for one node (Horovod's MPI init crashed in MPI_Comm_dup) and Gloo connected ranks on
+  "other" hosts through 127.0.0.1: every real cluster node has its own name, and both rely on it.
 * The namespaces have no default route: nothing in them can reach any address outside 10.213.0.0/24.
 * Two names resolve into the same range with nothing behind them: ``hvdhost-down`` (no answer to
   ARP, so connecting fails after about 3 s with "No route to host", like a powered-off node) and
@@ -93,14 +97,10 @@ class HostCluster:
     silent_host: str = SILENT_HOST
     silent_address: str = SILENT_ADDRESS
     bridge_address: str = BRIDGE_ADDRESS
-    state_dir: Path = STATE_DIR
 
     @property
     def names(self) -> List[str]:
         return [h.name for h in self.hosts]
-
-    def address_of(self, name: str) -> str:
-        return next(h.address for h in self.hosts if h.name == name)
 
     def ssh(self, host: str, *argv: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
         """Run a command on a host the way the launchers do: ``ssh host command``."""

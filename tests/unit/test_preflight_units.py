@@ -151,3 +151,13 @@ def test_report_text_names_the_failing_host_and_its_problem() -> None:
     assert "[ ] n2" in text and "problem: unreachable: ssh failed: No route to host" in text
     assert text.endswith("verdict: the job would fail: problems on n2")
     assert report.to_dict()["hosts"][1]["ok"] is False
+
+
+def test_launching_machine_without_the_hosts_interface_name_gets_a_note() -> None:
+    hosts = {"a": facts("a", nic("ib0", "10.1.0.1")), "b": facts("b", nic("ib0", "10.1.0.2"))}
+    subnets = compare.common_subnets(list(hosts.values()))
+    login = facts("login", nic("eth0", "10.1.0.9"))
+    note = compare.launcher_interface_note(login, hosts, subnets)
+    assert note is not None and "no interface named ib0" in note and "launcher: mpi" in note
+    same_name = facts("login", nic("ib0", "10.1.0.9"))
+    assert compare.launcher_interface_note(same_name, hosts, subnets) is None

@@ -29,6 +29,7 @@ from .base import ENV_PARAM_DUMP, Adapter, LaunchInfo, RankContext, StopRequeste
 from .checkpoint import Checkpoint, CheckpointStore, Position, checkpoint_dir, warn
 from .collective import check_reduction, root_decides
 from .data import load_data
+from .heartbeat import ProgressMarks
 from .keras_build import build_loss, build_model, build_optimizer
 from .reporting import Reporter, dump_parameters
 from .schedule import make_schedule
@@ -109,6 +110,7 @@ class StepCallback(keras.callbacks.Callback):
         pos = t.position
         n = t.batch_len(pos.step_in_epoch)
         t.position = Position(pos.epoch, pos.step_in_epoch + 1, pos.global_step + 1)
+        t.marks.step_done(t.position.global_step)
         t.samples += n * t.ctx.size
         self.fit_samples += n
         if t.reporter.due(t.position.global_step):
@@ -179,6 +181,7 @@ class KerasTraining:
         self.stopping = False
         self.last_saved: Optional[int] = None
         self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval)
+        self.marks = ProgressMarks()
         self.warmup: Optional[ResumableWarmup] = None
         self.callbacks: List[Any] = [
             hvd.callbacks.BroadcastGlobalVariablesCallback(0),
@@ -228,18 +231,22 @@ class KerasTraining:
     # ----- checkpoints ------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Rank 0 writes weights + optimizer arrays and a JSON sidecar with position and RNG."""
+        """Rank 0 writes weights + optimizer arrays and a JSON sidecar with position and RNG.
+
+        Collective: every rank learns whether the write worked, so a full disk stops all ranks with one error.
+        """
         position = self.position.normalized(self.steps_per_epoch)
-        if self.ctx.is_root:
-            opt_values = [v.numpy() for v in keras_state.optimizer_variables(self.optimizer)]
-            meta = {"framework": "tensorflow", "kind": keras_state.FORMAT, "job": self.spec.name,
-                    "position": position.as_dict(), "world_size": self.ctx.size, "rng": keras_state.rng_state(),
-                    "lr_schedule": {"peak": self.schedule.peak, "size": self.schedule.size,
-                                    "warmup_steps": self.schedule.warmup_steps}}
-            path = self.store.save(position.global_step, keras_state.writer(self.model.get_weights(), opt_values),
-                                   meta)
-            self.reporter.event(f"checkpoint saved: {path}")
+        root_decides(self.ctx, hvd_tf.broadcast_object, lambda: self._write_checkpoint(position))
         self.last_saved = position.global_step
+
+    def _write_checkpoint(self, position: Position) -> None:
+        opt_values = [v.numpy() for v in keras_state.optimizer_variables(self.optimizer)]
+        meta = {"framework": "tensorflow", "kind": keras_state.FORMAT, "job": self.spec.name,
+                "position": position.as_dict(), "world_size": self.ctx.size, "rng": keras_state.rng_state(),
+                "lr_schedule": {"peak": self.schedule.peak, "size": self.schedule.size,
+                                "warmup_steps": self.schedule.warmup_steps}}
+        path = self.store.save(position.global_step, keras_state.writer(self.model.get_weights(), opt_values), meta)
+        self.reporter.event(f"checkpoint saved: {path}")
 
     def _load(self, checkpoint: Checkpoint) -> Dict[str, Any]:
         if checkpoint.meta.get("kind") != keras_state.FORMAT:

@@ -27,7 +27,7 @@ EXIT_CHECK_FAILED = 1
 @click.argument("spec_path", metavar="JOB.yaml")
 @click.option("--steps", type=click.IntRange(min=4), default=DEFAULT_STEPS, show_default=True,
               help="Training steps in all (managed training); the first launch stops half way, the second resumes.")
-@click.option("--time-limit", "time_limit", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIME_LIMIT_S,
+@click.option("--time-limit", "time_limit", type=click.IntRange(min=1), default=DEFAULT_TIME_LIMIT_S,
               show_default=True, metavar="SECONDS",
               help="Wall-clock limit for the whole smoke run; when reached the job is stopped and 'runs' fails.")
 @click.option("--np", "np", type=click.IntRange(min=1), default=None,
@@ -43,7 +43,7 @@ EXIT_CHECK_FAILED = 1
 @click.option("--keep", is_flag=True, help="Keep the temporary work directory even when every check passes.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the ranks' output live (it is always kept in rank.N.log).")
 @clean_errors
-def smoke(spec_path: str, steps: int, time_limit: float, np: Optional[int], set_options: Tuple[str, ...],
+def smoke(spec_path: str, steps: int, time_limit: int, np: Optional[int], set_options: Tuple[str, ...],
           junit_path: Optional[str], as_json: bool, work_dir: Optional[str], keep: bool, verbose: bool) -> None:
     """Run the job briefly on this machine and check it trains: exits 0, finite and falling loss,
     identical parameters on all ranks, and a checkpoint that resumes.

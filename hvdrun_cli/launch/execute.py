@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
+from hvdrun_cli.launch.elastic import ELASTIC_LAUNCHER
 from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.rendezvous import Rendezvous
@@ -33,7 +34,6 @@ FAILURE_GRACE_S = 5.0  # peers of a dead rank are usually stuck in a collective:
 STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM / preemption
 POLL_S = 0.1
 EXIT_STALLED = 124  # like timeout(1)
-ELASTIC_LAUNCHER = "elastic"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hvdrun_cli.hosts import (
     parse_hostfile,
     total_slots,
 )
+from hvdrun_cli.launch.elastic import build_elastic_plan, initial_np
 from hvdrun_cli.launch.horovodrun import build_horovodrun_plan
 from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
@@ -119,6 +120,8 @@ def make_plan(
     rendezvous_port: Optional[int] = None,
     rendezvous_addr: Optional[str] = None,
 ) -> LaunchPlan:
+    if spec.elastic is not None:
+        return _elastic_plan(spec, tools=tools, run_dir=run_dir, run_id=run_id, attempt=attempt)
     source = resolve_hosts(spec, environ)
     layout = layout_for(spec, source)
     np = len(layout)
@@ -155,11 +158,25 @@ def make_plan(
     return replace(plan, notes=notes)
 
 
+def _elastic_plan(spec: JobSpec, *, tools: Tools, run_dir: str, run_id: str, attempt: int) -> LaunchPlan:
+    """Elastic jobs: hosts come from Horovod's discovery while the job runs, so no layout is fixed here."""
+    threads = spec.horovod.threads_per_rank
+    if threads is None:
+        threads = default_threads_per_rank(tools.cores, initial_np(spec))
+    env = rank_env(spec, spec_json_path=os.path.join(run_dir, SPEC_JSON), run_dir=run_dir, run_id=run_id,
+                   attempt=attempt, threads=threads)
+    return build_elastic_plan(spec, tools=tools, run_dir=run_dir, run_id=run_id, rank_env=env_tuple(env),
+                              attempt=attempt)
+
+
 def rendezvous_address_for(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Optional[str]:
     """Where hvdjob must serve a Gloo rendezvous for this launch, or None when it needs none.
 
     Local launches use loopback; srun ranks on other nodes need this host's routable address.
+    Elastic jobs use the rendezvous of Horovod's elastic driver.
     """
+    if spec.elastic is not None:
+        return None
     try:
         source = resolve_hosts(spec, environ)
         builder, _ = choose_launcher(spec, source, tools, environ)

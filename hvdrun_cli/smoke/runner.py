@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.launch.tools import probe_tools
@@ -30,7 +30,7 @@ from hvdrun_cli.spec import Override, load_spec
 from hvdrun_cli.spec.model import JobSpec
 
 DEFAULT_STEPS = 20
-DEFAULT_TIME_LIMIT_S = 300.0
+DEFAULT_TIME_LIMIT_S = 300
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class SmokeReport:
     outcomes: Tuple[LaunchOutcome, ...]
     verdicts: Tuple[Verdict, ...]
     wall_time_s: float
-    notes: Tuple[str, ...] = field(default_factory=tuple)
+    notes: Tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -101,15 +101,17 @@ def plan_steps(spec: JobSpec, steps: int) -> Tuple[LaunchStep, ...]:
 
 
 def _work_dir(explicit: Optional[str]) -> Tuple[str, bool]:
-    """(directory, whether the user named it). A named one must be new or empty: old checkpoints
-    in it would be resumed and hide a broken first launch."""
+    """(directory, whether the user named it); a temporary one is created here, a named one later.
+
+    A named directory must be new or empty: old checkpoints in it would be resumed and hide a
+    first launch that saved none.
+    """
     if explicit is None:
         return tempfile.mkdtemp(prefix="hvdjob-smoke-"), False
     path = os.path.abspath(explicit)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise UserInputError(Problem("must be an empty directory or not exist yet (a previous smoke run's "
                                      "checkpoints would be resumed)", key="--work-dir", got=explicit))
-    os.makedirs(path, exist_ok=True)
     return path, True
 
 
@@ -118,13 +120,13 @@ def _say(terminal: TextIO, text: str) -> None:
     terminal.flush()
 
 
-def run_smoke(options: SmokeOptions, terminal: TextIO, environ: Optional[Mapping[str, str]] = None) -> SmokeReport:
+def run_smoke(options: SmokeOptions, terminal: TextIO) -> SmokeReport:
     """Run the smoke test described by ``options``; progress goes to ``terminal``.
 
-    Raises :class:`UserInputError` (bad spec or flags) before anything is launched.
+    Raises :class:`UserInputError` (bad spec or flags) before anything is launched or left behind.
     """
     started = time.monotonic()
-    box = probe_box(os.environ if environ is None else environ, options.np)
+    box = probe_box(os.environ, options.np)
     work_dir, named = _work_dir(options.work_dir)
     try:
         spec = for_this_box(load_spec(options.spec_path, [*options.overrides, *box_overrides(box, work_dir)]))
@@ -132,6 +134,7 @@ def run_smoke(options: SmokeOptions, terminal: TextIO, environ: Optional[Mapping
         if not named:
             shutil.rmtree(work_dir, ignore_errors=True)
         raise
+    os.makedirs(work_dir, exist_ok=True)
     plan = plan_steps(spec, options.steps)
     notes = _notes(spec, options)
     _say(terminal, f"{spec.name}: {box.describe()}; {_what(spec, options.steps)}; limit {options.time_limit_s:g} s; "

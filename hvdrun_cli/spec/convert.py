@@ -64,6 +64,8 @@ class Converter:
     def value(self, field: schema.Field, node: Node) -> Any:
         if node.is_scalar and node.value is None:
             if field.kind == "section":
+                if field.path in schema.NULL_MEANS_OFF:
+                    return None  # `elastic: null` (or `--set elastic=null`): the feature is off
                 return {}  # `train:` with nothing under it: the section with its defaults
             if field.optional:
                 return None

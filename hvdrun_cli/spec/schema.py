@@ -104,6 +104,8 @@ _SLURM_TIME = matches(
 _SLURM_MEM = matches(r"\d+[KMGT]?", "a Slurm memory size such as 4000, 500M or 16G", re.IGNORECASE)
 _SBATCH_OPTION = matches(r"--[^\\\n\r]+", "an sbatch long option such as '--mail-type=END' (no line breaks or backslashes)")
 _INTERFACE = matches(r"[^\s,]+", "a network interface name such as eth0")
+# Optional sections where an empty/null value turns the feature off instead of meaning "defaults".
+NULL_MEANS_OFF = frozenset({"elastic"})
 LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "fatal")
 
 CHOICES: Dict[str, Tuple[str, ...]] = {

@@ -308,7 +308,7 @@ class TorchTraining:
             self._save(position)
         summary = self.reporter.summary(
             framework="torch", status=status, steps=position.global_step,
-            epochs_done=position.global_step / max(1, self.steps_per_epoch), samples=samples,
+            epochs_done=self._epochs_done(position), samples=samples,
             train_loss=train_metrics[0], train_accuracy=train_metrics[1], val_loss=val_metrics[0],
             val_accuracy=val_metrics[1], resumed_from_step=resumed_from,
             process_start=self.launch.process_start_unix_time,
@@ -323,6 +323,9 @@ class TorchTraining:
 
     def _summary_extra(self) -> Dict[str, Any]:
         return {"threads_per_rank": self.launch.threads, "steps_per_epoch": self.steps_per_epoch}
+
+    def _epochs_done(self, position: Position) -> float:
+        return position.global_step / max(1, self.steps_per_epoch)
 
 
 class ElasticTorchTraining(TorchTraining):
@@ -475,6 +478,11 @@ class ElasticTorchTraining(TorchTraining):
 
     def _summary_extra(self) -> Dict[str, Any]:
         return {**super()._summary_extra(), "elastic": self.world.summary()}
+
+    def _epochs_done(self, position: Position) -> float:
+        """Steps per epoch change with the world size: count epochs by samples instead."""
+        done = min(self.elastic_sampler.processed_num, len(self.x_train))
+        return self.elastic_sampler.epoch + done / max(1, len(self.x_train))
 
     def _finish_elastic(self, status: str, state: Any, train_metrics: Tuple[Optional[float], Optional[float]],
                         val_metrics: Tuple[Optional[float], Optional[float]]) -> Dict[str, Any]:

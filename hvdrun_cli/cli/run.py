@@ -12,35 +12,17 @@ from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.errors import JobFailed
 from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.planner import SPEC_JSON, make_plan, rendezvous_address_for
-from hvdrun_cli.launch.rendezvous import free_port
+from hvdrun_cli.launch.planner import SPEC_JSON
+from hvdrun_cli.launch.prepare import plan_here, write_result
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir, write_json_atomic
-from hvdrun_cli.launch.tools import probe_tools
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec import load_spec
-from hvdrun_cli.spec.model import JobSpec
 
 
 def checked(plan: LaunchPlan) -> LaunchPlan:
+    """The plan, once every remote host it uses answers (a down host is named in seconds)."""
     require_reachable_hosts(plan)
     return plan
-
-
-def build_plan(spec: JobSpec, run_dir: str, run_id: str, attempt: int) -> LaunchPlan:
-    """One plan for one attempt; probes (tools, port, address) happen here, not in the builders."""
-    tools = probe_tools()
-    addr = rendezvous_address_for(spec, os.environ, tools)
-    port = free_port() if addr else None
-    return make_plan(
-        spec,
-        environ=os.environ,
-        tools=tools,
-        run_dir=run_dir,
-        run_id=run_id,
-        attempt=attempt,
-        rendezvous_port=port,
-        rendezvous_addr=addr,
-    )
 
 
 @click.command("run")
@@ -67,7 +49,7 @@ def run(
     spec = load_spec(spec_path, spec_flags.overrides())
     run_id = new_run_id()
     directory = planned_run_dir(spec, run_id, run_dir)
-    first_plan = build_plan(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists
+    first_plan = plan_here(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists
     if dry_run:
         if as_json:
             echo_json(first_plan.to_dict())
@@ -86,22 +68,14 @@ def run(
 
     click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
     result = run_attempts(
-        lambda attempt: first_plan if attempt == 0 else checked(build_plan(spec, directory, run_id, attempt)),
+        lambda attempt: first_plan if attempt == 0 else checked(plan_here(spec, directory, run_id, attempt)),
         max_restarts=restarts,
         terminal=sys.stdout,
         quiet=quiet,
         progress_timeout_s=timeout,
         on_plan=save_plan,
     )
-    write_json_atomic(
-        os.path.join(directory, "result.json"),
-        {
-            "exit_code": result.exit_code,
-            "message": result.message,
-            "failed_rank": result.failed_rank,
-            "wall_time_s": round(result.wall_time_s, 3),
-        },
-    )
+    write_result(directory, result)
     if not result.ok:
         lines = [result.message] + [f"    {line}" for line in result.tail]
         raise JobFailed("\n".join(lines), exit_code=result.exit_code)

@@ -13,10 +13,10 @@ import threading
 import time
 from typing import TextIO
 
-from hvdrun_cli.launch.execute import Execution, JobResult
+from hvdrun_cli.launch.execute import Execution
 from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.planner import SPEC_JSON, make_plan, rendezvous_address_for
-from hvdrun_cli.launch.rendezvous import free_port
+from hvdrun_cli.launch.planner import SPEC_JSON
+from hvdrun_cli.launch.prepare import plan_here, write_result
 from hvdrun_cli.launch.rundir import new_run_id, write_json_atomic
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.smoke.model import LaunchOutcome
@@ -56,10 +56,8 @@ class _TimeLimit:
 
 
 def plan_launch(spec: JobSpec, tools: Tools, run_dir: str) -> LaunchPlan:
-    """The plan ``hvdjob run`` would build for this spec (probes passed in, as there)."""
-    addr = rendezvous_address_for(spec, os.environ, tools)
-    return make_plan(spec, environ=os.environ, tools=tools, run_dir=run_dir, run_id=new_run_id(),
-                     rendezvous_port=free_port() if addr else None, rendezvous_addr=addr)
+    """The plan ``hvdjob run`` would build for this spec."""
+    return plan_here(spec, run_dir, new_run_id(), tools=tools)
 
 
 def run_launch(spec: JobSpec, tools: Tools, run_dir: str, label: str, deadline: float, terminal: TextIO,
@@ -76,14 +74,8 @@ def run_launch(spec: JobSpec, tools: Tools, run_dir: str, label: str, deadline: 
                           progress_timeout_s=spec.watchdog.progress_timeout_seconds)
     with _TimeLimit(execution, remaining, terminal) as limit:
         result = execution.run()
-    _write_result(run_dir, result)
+    write_result(run_dir, result)
     return LaunchOutcome(label, run_dir, result.exit_code, result.message, result.tail, result.wall_time_s,
                          timed_out=limit.reached, stopped_by_signal=None if limit.reached else result.stopped_by_signal)
 
-
-def _write_result(run_dir: str, result: JobResult) -> None:
-    write_json_atomic(os.path.join(run_dir, "result.json"), {
-        "exit_code": result.exit_code, "message": result.message, "failed_rank": result.failed_rank,
-        "wall_time_s": round(result.wall_time_s, 3),
-    })
 

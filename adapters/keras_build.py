@@ -15,7 +15,6 @@ from typing import Any, Callable, Dict, Sequence, Tuple
 
 import tensorflow as tf
 
-from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import JobSpec
 
 from . import plugins
@@ -23,13 +22,6 @@ from .base import train_of
 from .data import image_shape
 
 keras = tf.keras
-
-
-def _check_args(kind: str, name: str, args: Dict[str, Any], valid: Sequence[str]) -> None:
-    unknown = sorted(set(args) - set(valid))
-    if unknown:
-        raise UserInputError([Problem(f"not an option of {kind} {name!r} (valid: {', '.join(valid) or 'none'})",
-                                      key=f"train.{kind}_args.{k}") for k in unknown])
 
 
 def mlp(input_shape: Tuple[int, ...], num_classes: int, hidden: Sequence[int] = (64,),
@@ -64,20 +56,7 @@ MODELS: Dict[str, Tuple[Callable[..., Any], Tuple[str, ...]]] = {
 
 
 def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: int) -> "keras.Model":
-    train = train_of(spec)
-    args = dict(train.model_args)
-    if plugins.is_reference(train.model):
-        fn = plugins.resolve(train.model, "train.model", spec)
-        model = plugins.call_factory(fn, {"input_shape": input_shape, "num_classes": num_classes}, args)
-        if not isinstance(model, keras.Model):
-            raise UserInputError(Problem("model function must return a tf.keras.Model", key="train.model",
-                                         got=type(model).__name__))
-        return model
-    if train.model not in MODELS:
-        raise plugins.unknown_builtin("train.model", train.model, tuple(MODELS))
-    fn, valid = MODELS[train.model]
-    _check_args("model", train.model, args, valid)
-    return fn(input_shape, num_classes, **args)
+    return plugins.build_model(spec, MODELS, keras.Model, "tf.keras.Model", input_shape, num_classes)
 
 
 _OPTIMIZER_ARGS = {"sgd": ("nesterov",), "adam": ("beta_1", "beta_2", "epsilon", "amsgrad"),
@@ -93,7 +72,7 @@ def build_optimizer(spec: JobSpec, lr: float) -> Any:
     name = train.optimizer.lower()
     if name not in _OPTIMIZER_ARGS:
         raise plugins.unknown_builtin("train.optimizer", train.optimizer, tuple(_OPTIMIZER_ARGS))
-    _check_args("optimizer", name, args, _OPTIMIZER_ARGS[name])
+    plugins.check_args("optimizer", name, args, _OPTIMIZER_ARGS[name])
     decay = train.weight_decay or None
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=train.momentum, weight_decay=decay, **args)

@@ -12,7 +12,7 @@ import sys
 from typing import Any, Callable, Mapping, Optional
 
 from hvdrun_cli.errors import Problem, UserInputError
-from hvdrun_cli.spec.model import JobSpec
+from hvdrun_cli.spec.model import JobSpec, TrainSpec
 
 
 def is_reference(name: str) -> bool:
@@ -72,3 +72,36 @@ def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mappi
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     extra = {k: v for k, v in offered.items() if k not in args and (takes_any or k in params)}
     return fn(**extra, **args)
+
+
+def check_args(kind: str, name: str, args: Mapping[str, Any], valid: "tuple[str, ...] | list[str]") -> None:
+    """Reject ``train.<kind>_args`` keys a built-in does not take, naming each one."""
+    unknown = sorted(set(args) - set(valid))
+    if unknown:
+        raise UserInputError([Problem(f"not an option of {kind} {name!r} (valid: {', '.join(valid) or 'none'})",
+                                      key=f"train.{kind}_args.{k}") for k in unknown])
+
+
+def build_model(
+    spec: JobSpec,
+    builtins: Mapping[str, "tuple[Callable[..., Any], tuple[str, ...]]"],
+    model_type: type,
+    type_name: str,
+    input_shape: "tuple[int, ...]",
+    num_classes: int,
+) -> Any:
+    """The spec's model, from a ``module:function`` or a built-in, for either framework."""
+    train = spec.train if spec.train is not None else TrainSpec()
+    args = dict(train.model_args)
+    if is_reference(train.model):
+        fn = resolve(train.model, "train.model", spec)
+        model = call_factory(fn, {"input_shape": input_shape, "num_classes": num_classes}, args)
+        if not isinstance(model, model_type):
+            raise UserInputError(Problem(f"model function must return a {type_name}", key="train.model",
+                                         got=type(model).__name__))
+        return model
+    if train.model not in builtins:
+        raise unknown_builtin("train.model", train.model, tuple(builtins))
+    fn, valid = builtins[train.model]
+    check_args("model", train.model, args, valid)
+    return fn(input_shape, num_classes, **args)

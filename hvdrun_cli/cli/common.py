@@ -13,12 +13,6 @@ from hvdrun_cli.errors import HvdjobError, UserInputError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message: str, exit_code: int = 2) -> "NoReturn":  # type: ignore[name-defined]
-    """Print one line to stderr and exit: for errors found while reading flags."""
-    click.echo(f"hvdjob: {message}", err=True)
-    sys.exit(exit_code)
-
-
 def clean_errors(func: F) -> F:
     """Turn domain errors into their exit codes and one line per problem, never a traceback.
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import yaml
+
 from tests.hvdjob_process import hvdjob_argv, kill_quietly, processes_of_run
 
 HERE = Path(__file__).resolve().parent
@@ -141,34 +143,33 @@ def managed_job(
     runner: JobRunner,
     name: str = "job.yaml",
     *,
+    job_name: str = "reliability",
     epochs: int = 6,
     delay: float = 0.02,
     interval: int = 10,
-    restarts: int = 0,
-    extra: str = "",
+    **sections: object,
 ) -> Path:
-    """A 2-rank deterministic PyTorch job on the digits data (23 steps per epoch)."""
-    return runner.write(name, f"""
-        framework: torch
-        name: reliability
-        launcher: gloo
-        resources: {{np: 2}}
-        restarts: {restarts}
-        train:
-          model: "slow_model:mlp"
-          model_args: {{delay: {delay}}}
-          data: digits
-          epochs: {epochs}
-          batch_size: 32
-          lr: 0.05
-          momentum: 0.9
-          log_interval: 5
-          seed: 7
-          deterministic: true
-          validate: false
-        checkpoint: {{interval_steps: {interval}, keep: 3}}
-        {extra}
-        """)
+    """A 2-rank deterministic PyTorch job on the digits data (23 steps per epoch, 45 on one rank).
+
+    Checkpoints go to ``runs/<job_name>/checkpoints`` under the runner's directory unless
+    ``checkpoint=...`` says otherwise; other keyword arguments become top-level spec sections.
+    """
+    spec: Dict[str, object] = {
+        "framework": "torch",
+        "name": job_name,
+        "launcher": "gloo",
+        "resources": {"np": 2},
+        "train": {
+            "model": "slow_model:mlp", "model_args": {"delay": delay}, "data": "digits", "epochs": epochs,
+            "batch_size": 32, "lr": 0.05, "momentum": 0.9, "log_interval": 5, "seed": 7, "deterministic": True,
+            "validate": False,
+        },
+        "checkpoint": {"interval_steps": interval, "keep": 3},
+    }
+    spec.update(sections)
+    path = runner.workdir / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
 
 
 def stop_job(job: Job, signum: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from pathlib import Path
+
 from typing import Dict, List
 
 import pytest

@@ -11,6 +11,7 @@ the partial gradient sum.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -29,11 +30,13 @@ from .base import ENV_PARAM_DUMP, Adapter, LaunchInfo, RankContext, StopRequeste
 from .checkpoint import Checkpoint, CheckpointStore, Position, checkpoint_dir, warn
 from .collective import check_reduction, root_decides
 from .data import load_data
+from .elastic import (ELASTIC_STOP_SIGNALS, WorldLog, commit_every, remaining_indices, resumed_processed, shard,
+                      steps_in)
 from .heartbeat import ProgressMarks
 from .keras_build import build_loss, build_model, build_optimizer
 from .reporting import Reporter, dump_parameters
 from .schedule import make_schedule
-from .stopping import StopFlag
+from .stopping import STOP_SIGNALS, StopFlag
 
 keras = tf.keras
 REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd_tf.Adasum}
@@ -66,7 +69,8 @@ class KerasAdapter(Adapter):
                            launch.attempt)
 
     def run(self, spec: JobSpec, ctx: RankContext) -> Dict[str, Any]:
-        return KerasTraining(spec, ctx, self.launch).run()
+        training = ElasticKerasTraining if spec.elastic is not None else KerasTraining
+        return training(spec, ctx, self.launch).run()
 
 
 class ResumableWarmup(hvd.callbacks.LearningRateWarmupCallback):
@@ -137,15 +141,17 @@ class StepCallback(keras.callbacks.Callback):
 class KerasTraining:
     """One run: set up, maybe resume, fit epoch by epoch, finish (or stop) together."""
 
+    stop_signals = STOP_SIGNALS
+
     def __init__(self, spec: JobSpec, ctx: RankContext, launch: LaunchInfo) -> None:
         self.spec, self.ctx, self.launch = spec, ctx, launch
         self.train = train = train_of(spec)
-        self.stop = StopFlag().install()
+        self.stop = StopFlag().install(self.stop_signals)
         keras.utils.set_random_seed(train.seed)  # same initial weights on every rank
         if train.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.store = CheckpointStore(checkpoint_dir(spec), spec.checkpoint.keep, ".npz")
-        root_decides(ctx, hvd_tf.broadcast_object, self.store.ensure_writable)
+        self._check_checkpoint_dir()
 
         data = load_data(spec)
         self.data = data
@@ -191,6 +197,10 @@ class KerasTraining:
             self.warmup = ResumableWarmup(self.schedule.peak, train.warmup_epochs, self.steps_per_epoch)
             self.callbacks.append(self.warmup)
         self.callbacks.append(StepCallback(self))
+
+    def _check_checkpoint_dir(self) -> None:
+        """Collective: fail on every rank, before training, when rank 0 could not save checkpoints."""
+        root_decides(self.ctx, hvd_tf.broadcast_object, self.store.ensure_writable)
 
     # ----- data -----------------------------------------------------------------------------
 
@@ -241,12 +251,15 @@ class KerasTraining:
 
     def _write_checkpoint(self, position: Position) -> None:
         opt_values = [v.numpy() for v in keras_state.optimizer_variables(self.optimizer)]
-        meta = {"framework": "tensorflow", "kind": keras_state.FORMAT, "job": self.spec.name,
+        meta = self._checkpoint_meta(position)
+        path = self.store.save(position.global_step, keras_state.writer(self.model.get_weights(), opt_values), meta)
+        self.reporter.event(f"checkpoint saved: {path}")
+
+    def _checkpoint_meta(self, position: Position) -> Dict[str, Any]:
+        return {"framework": "tensorflow", "kind": keras_state.FORMAT, "job": self.spec.name,
                 "position": position.as_dict(), "world_size": self.ctx.size, "rng": keras_state.rng_state(),
                 "lr_schedule": {"peak": self.schedule.peak, "size": self.schedule.size,
                                 "warmup_steps": self.schedule.warmup_steps}}
-        path = self.store.save(position.global_step, keras_state.writer(self.model.get_weights(), opt_values), meta)
-        self.reporter.event(f"checkpoint saved: {path}")
 
     def _load(self, checkpoint: Checkpoint) -> Dict[str, Any]:
         if checkpoint.meta.get("kind") != keras_state.FORMAT:
@@ -335,15 +348,215 @@ class KerasTraining:
             self.save()
         summary = self.reporter.summary(
             framework="tensorflow", status=status, steps=position.global_step,
-            epochs_done=position.global_step / max(1, self.steps_per_epoch), samples=self.samples,
+            epochs_done=self._epochs_done(position), samples=self.samples,
             train_loss=train_metrics[0], train_accuracy=train_metrics[1], val_loss=val_metrics[0],
             val_accuracy=val_metrics[1], resumed_from_step=resumed_from,
             process_start=self.launch.process_start_unix_time,
             checkpoint=self.store.payload_path(position.global_step) if self.last_saved is not None else None,
-            extra={"threads_per_rank": self.launch.threads, "steps_per_epoch": self.steps_per_epoch})
+            extra=self._summary_extra())
         dump_dir = os.environ.get(ENV_PARAM_DUMP)
         if dump_dir:
             dump_parameters(dump_dir, self.ctx.rank, self.model.get_weights())
         hvd_tf.join()
         return summary
 
+    def _summary_extra(self) -> Dict[str, Any]:
+        return {"threads_per_rank": self.launch.threads, "steps_per_epoch": self.steps_per_epoch}
+
+    def _epochs_done(self, position: Position) -> float:
+        return position.global_step / max(1, self.steps_per_epoch)
+
+
+
+class _ElasticKerasState(hvd.elastic.KerasState):
+    """Horovod's ``KerasState`` for Keras 2.11+ optimizers, whose ``variables`` is a property.
+
+    Horovod 0.28 calls ``optimizer.variables()``; everything else is Horovod's own behaviour.
+    """
+
+    def __init__(self, model: Any, optimizer: Any, **kwargs: Any) -> None:
+        super().__init__(model, optimizer=optimizer, **kwargs)
+        self._bcast_model = self._broadcast_variables
+
+    def _broadcast_variables(self) -> None:
+        hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
+        hvd_tf.broadcast_variables(keras_state.optimizer_variables(self.optimizer), root_rank=0)
+
+    def _save_model(self) -> None:
+        self._saved_model_state = [tf.identity(v) for v in self.model.variables]
+        self._saved_optimizer_state = [tf.identity(v) for v in keras_state.optimizer_variables(self.optimizer)]
+
+    def _load_model(self) -> None:
+        for variable, saved in zip(self.model.variables, self._saved_model_state):
+            variable.assign(saved)
+        for variable, saved in zip(keras_state.optimizer_variables(self.optimizer), self._saved_optimizer_state):
+            variable.assign(saved)
+
+
+class ElasticStepCallback(keras.callbacks.Callback):
+    """Per batch under elastic mode: learning rate for the current size, counters, commits, stop agreement."""
+
+    def __init__(self, training: "ElasticKerasTraining", state: Any) -> None:
+        super().__init__()
+        self.t, self.state = training, state
+        self.window = np.zeros(3)
+        self.fit_samples = 0
+        self.mark = (0, 0.0, 0.0)
+
+    def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        self.t.reporter.first_step()
+        keras.backend.set_value(self.t.optimizer.learning_rate, self.t.schedule.at(self.state.step))
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+        t, state, logs = self.t, self.state, logs or {}
+        n = t.batch_sizes[batch] if batch < len(t.batch_sizes) else t.train.batch_size
+        state.step += 1
+        state.processed += t.train.batch_size * t.ctx.size
+        t.samples += n * t.ctx.size
+        self.fit_samples += n
+        t.marks.step_done(state.step)
+        if t.reporter.due(state.step):
+            loss_sum = float(logs.get("loss", 0.0)) * self.fit_samples
+            correct = float(logs.get("accuracy", 0.0)) * self.fit_samples
+            window = np.array([loss_sum - self.mark[1], correct - self.mark[2], self.fit_samples - self.mark[0]])
+            self.mark = (self.fit_samples, loss_sum, correct)
+            total = hvd_tf.allreduce(tf.constant(window, tf.float64), op=hvd_tf.Sum).numpy()
+            if total[2] > 0:
+                t.reporter.progress(epoch=state.epoch, global_step=state.step, loss=total[0] / total[2],
+                                    accuracy=total[1] / total[2], lr=t.current_lr(), samples_done=t.samples)
+        interval = t.spec.checkpoint.interval_steps
+        if interval and state.step % interval == 0:
+            t.save_elastic(state)
+        if t.stop_agreed():
+            t.stopping = True
+            self.model.stop_training = True
+            return
+        if state.step >= t.step_cap:
+            self.model.stop_training = True
+        if state.step % commit_every(t.train) == 0:
+            state.commit()  # may raise HostsUpdatedInterrupt: hvd.elastic.run re-enters the training function
+
+
+class ElasticKerasTraining(KerasTraining):
+    """Keras training under ``horovodrun`` elastic mode: survives lost workers and takes in new ones.
+
+    Like the PyTorch side: Horovod's ``KerasState`` (model, optimizer, epoch, step, samples done in
+    the epoch) is committed every few steps; after a reset the epoch's remaining samples are
+    re-sharded over the current ranks and ``fit`` continues. Collectives happen only inside the
+    elastic training function.
+    """
+
+    stop_signals = ELASTIC_STOP_SIGNALS
+
+    def __init__(self, spec: JobSpec, ctx: RankContext, launch: LaunchInfo) -> None:
+        super().__init__(spec, ctx, launch)
+        # state.sync() broadcasts the variables; a broadcast callback would only repeat it.
+        self.callbacks = [hvd.callbacks.MetricAverageCallback()]
+        self.world = WorldLog()
+        self.resumed_from: Optional[int] = None
+        self.batch_sizes: List[int] = []
+        self.step_cap = train_of(spec).max_steps or float("inf")
+        self.processed = 0  # samples of the current epoch done, as of self.position
+
+    def _check_checkpoint_dir(self) -> None:
+        pass  # collective: done inside the elastic training function instead
+
+    def _initial_counters(self) -> Dict[str, int]:
+        """Start from rank 0's newest file checkpoint, loaded locally; the first sync shares it."""
+        counters = {"epoch": 0, "step": 0, "processed": 0}
+        if self.ctx.rank != 0 or self.spec.checkpoint.resume == "never":
+            return counters
+        mode = self.spec.checkpoint.resume
+        found = self.store.load_newest(self._load) if mode == "auto" else self.store.load_path(mode, self._load)
+        if found is None:
+            return counters
+        checkpoint, arrays = found
+        self.model.set_weights(arrays["model"])
+        for variable, value in zip(keras_state.optimizer_variables(self.optimizer), arrays["optimizer"]):
+            variable.assign(value)
+        position = Position.from_dict(checkpoint.meta["position"])
+        n = len(self.data.x_train)
+        processed = resumed_processed(checkpoint.meta, self.train.batch_size, 1, n)
+        epoch = position.epoch + (1 if processed >= n else 0)
+        processed = 0 if processed >= n else processed
+        self.resumed_from = self.last_saved = position.global_step
+        self.reporter.event(f"resumed from {checkpoint.payload} at step {position.global_step} "
+                            f"(epoch {epoch + 1}, {processed} samples of it done)")
+        return {"epoch": epoch, "step": position.global_step, "processed": processed}
+
+    def _on_reset(self) -> None:
+        self.ctx = dataclasses.replace(self.ctx, rank=hvd.rank(), size=hvd.size(), local_rank=hvd.local_rank(),
+                                       local_size=hvd.local_size())
+        self.reporter.ctx, self.reporter.enabled = self.ctx, self.ctx.is_root
+        self.steps_per_epoch = steps_in(-(-len(self.data.x_train) // self.ctx.size), self.train.batch_size)
+        self.schedule = make_schedule(self.train.lr, self.train.lr_scaling, self.ctx.size, self.train.warmup_epochs,
+                                      self.steps_per_epoch)
+
+    def run(self) -> Dict[str, Any]:
+        counters = self._initial_counters()
+        state = _ElasticKerasState(self.model, self.optimizer, **counters)
+        state.register_reset_callbacks([self._on_reset])
+        return hvd.elastic.run(self._train)(state)
+
+    def _train(self, state: Any) -> Dict[str, Any]:
+        """The elastic training function: (re-)entered by every current worker together."""
+        self._on_reset()
+        root_decides(self.ctx, hvd_tf.broadcast_object, self.store.ensure_writable)
+        message = self.world.record(state.step, self.ctx.size)
+        if message:
+            self.reporter.event(message)
+        train, n = self.train, len(self.data.x_train)
+        left = (steps_in(-(-max(0, n - state.processed) // self.ctx.size), train.batch_size)
+                + max(0, train.epochs - state.epoch - 1) * self.steps_per_epoch)
+        self.reporter.total_steps = int(min(self.step_cap, state.step + left))  # for the progress lines
+        callback = ElasticStepCallback(self, state)
+        train_metrics: Tuple[Optional[float], Optional[float]] = (None, None)
+        val_metrics: Tuple[Optional[float], Optional[float]] = (None, None)
+        while state.epoch < train.epochs and state.step < self.step_cap and not self.stopping:
+            mine = shard(remaining_indices(n, train.seed, state.epoch, state.processed), self.ctx.size, self.ctx.rank)
+            steps = min(steps_in(len(mine), train.batch_size), self.step_cap - state.step)
+            if steps > 0:
+                self.batch_sizes = [len(b) for b in np.array_split(mine, range(train.batch_size, len(mine),
+                                                                                 train.batch_size))]
+                ds = tf.data.Dataset.from_tensor_slices(mine).batch(train.batch_size)
+                ds = ds.map(lambda idx: (tf.gather(self.x_train, idx), tf.gather(self.y_train, idx))).prefetch(2)
+                callback.fit_samples, callback.mark = 0, (0, 0.0, 0.0)
+                history = self.model.fit(ds, epochs=1, steps_per_epoch=int(steps), verbose=0,
+                                         callbacks=self.callbacks + [callback])
+                logs = {k: v[-1] for k, v in history.history.items() if v}
+                train_metrics = (logs.get("loss"), logs.get("accuracy"))
+            if self.stopping or state.processed < n:
+                continue  # stopped, or max_steps reached mid-epoch: the loop condition ends it
+            if train.validate:
+                val_metrics = self.validate()
+                if val_metrics[0] is not None:
+                    self.reporter.validation(epoch=state.epoch, global_step=state.step, loss=val_metrics[0],
+                                             accuracy=val_metrics[1] or 0.0)
+            state.epoch, state.processed = state.epoch + 1, 0
+            state.commit()
+        self._take_position(state)
+        if self.stopping:
+            self.reporter.event(f"stop requested ({self.stop.signal_name or 'signal on another rank'}); "
+                                f"saving at step {state.step}")
+            raise StopRequested(self._finish("stopped", self.resumed_from, train_metrics, val_metrics))
+        status = "completed" if state.epoch >= train.epochs else "max_steps"
+        return self._finish(status, self.resumed_from, train_metrics, val_metrics)
+
+    def _take_position(self, state: Any) -> None:
+        """Copy the elastic counters into the fields the checkpoint and summary code reads."""
+        per_step = self.train.batch_size * self.ctx.size
+        self.processed = min(state.processed, len(self.data.x_train))
+        self.position = Position(state.epoch, -(-self.processed // per_step), state.step)
+
+    def save_elastic(self, state: Any) -> None:
+        self._take_position(state)
+        self.save()
+
+    def _checkpoint_meta(self, position: Position) -> Dict[str, Any]:
+        return {**super()._checkpoint_meta(position), "elastic": {"processed": int(self.processed)}}
+
+    def _summary_extra(self) -> Dict[str, Any]:
+        return {**super()._summary_extra(), "elastic": self.world.summary()}
+
+    def _epochs_done(self, position: Position) -> float:
+        return position.epoch + self.processed / max(1, len(self.data.x_train))

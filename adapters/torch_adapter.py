@@ -22,7 +22,7 @@ from hvdrun_cli.spec.model import JobSpec
 
 from . import torch_state
 from .base import ENV_PARAM_DUMP, Adapter, LaunchInfo, RankContext, StopRequested, train_of
-from .checkpoint import CheckpointStore, Position, checkpoint_dir, warn
+from .checkpoint import Checkpoint, CheckpointStore, Position, checkpoint_dir, warn
 from .collective import check_reduction, root_decides
 from .data import load_data
 from .elastic import ELASTIC_STOP_SIGNALS, WorldLog, commit_every, resumed_processed, steps_in
@@ -359,11 +359,14 @@ class ElasticTorchTraining(TorchTraining):
 
         Local to this process (no collective): the first ``state.sync()`` broadcasts rank 0's values.
         """
-        counters = {"epoch": 0, "step": 0, "samples": 0}
+        counters = {"epoch": 0, "step": 0}
         if self.ctx.rank != 0 or self.spec.checkpoint.resume == "never":
             return counters
         mode = self.spec.checkpoint.resume
-        read = lambda c: torch_state.read(c.payload)  # noqa: E731
+
+        def read(checkpoint: Checkpoint) -> Dict[str, Any]:
+            return torch_state.read(checkpoint.payload)
+
         found = self.store.load_newest(read) if mode == "auto" else self.store.load_path(mode, read)
         if found is None:
             return counters
@@ -383,7 +386,7 @@ class ElasticTorchTraining(TorchTraining):
         self.last_saved = position.global_step
         self.reporter.event(f"resumed from {checkpoint.payload} at step {position.global_step} "
                             f"(epoch {epoch + 1}, {processed} samples of it done)")
-        return {"epoch": epoch, "step": position.global_step, "samples": 0}
+        return {"epoch": epoch, "step": position.global_step}
 
     def _on_reset(self) -> None:
         """After workers came or went: new rank and size, learning rate scaled to the new size."""
@@ -405,7 +408,7 @@ class ElasticTorchTraining(TorchTraining):
     def _train(self, state: Any) -> Dict[str, Any]:
         """The elastic training function: (re-)entered by every current worker together."""
         self._on_reset()
-        self._check_checkpoint_dir_now()
+        root_decides(self.ctx, hvd.broadcast_object, self.store.ensure_writable)
         message = self.world.record(state.step, self.ctx.size)
         if message:
             self.reporter.event(message)
@@ -464,9 +467,6 @@ class ElasticTorchTraining(TorchTraining):
             state.commit()
         status = "completed" if state.epoch >= train.epochs else "max_steps"
         return self._finish_elastic(status, state, train_metrics, val_metrics)
-
-    def _check_checkpoint_dir_now(self) -> None:
-        root_decides(self.ctx, hvd.broadcast_object, self.store.ensure_writable)
 
     def _position(self, state: Any) -> Position:
         done = min(state.sampler.processed_num, len(self.x_train))

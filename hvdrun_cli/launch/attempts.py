@@ -68,8 +68,9 @@ def run_attempts(
             if failures:
                 previous = failures[-1]
                 since = f" {time.monotonic() - previous.failed_at:.1f} s after the failure" if previous.failed_at else ""
+                what = f"{plan.np} ranks" if plan.np else "the job"  # elastic plans have no fixed layout
                 execution.router.note(
-                    f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {plan.np} ranks{since}; "
+                    f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
                     "they resume from the latest checkpoint"
                 )
             result = execution.run()

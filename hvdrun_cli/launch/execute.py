@@ -174,6 +174,7 @@ class Execution:
                 self.router.note(f"hvdjob: {failure.describe()}; stopping the other ranks")
                 self._signal_all(signal.SIGTERM)
             if all(c is not None for c in codes):
+                self._drain_output()
                 return self._result(codes)
             now = time.monotonic()
             if st.failure_at is not None and now - st.failure_at > FAILURE_GRACE_S:
@@ -188,13 +189,20 @@ class Execution:
                 self._signal_all(signal.SIGTERM)
             time.sleep(POLL_S)
 
+    def _drain_output(self, limit_s: float = 2.0) -> None:
+        """Let the readers route what the ended processes wrote last (their final lines say why)."""
+        deadline = time.monotonic() + limit_s
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
     def _note_elastic_rank_ends(self) -> None:
         """Say when an elastic worker ends; Horovod decides whether the job goes on without it."""
         st = self._state
         ends = list(self.router.ends)
         for end in ends[st.noted_ends:]:
             if end.failed and st.stop_signal is None:
-                self.router.note(f"hvdjob: {end.describe()}; Horovod elastic carries on with the remaining workers")
+                self.router.note(f"hvdjob: {end.describe()}; Horovod's elastic driver goes on without it if "
+                                 "enough workers remain")
         st.noted_ends = len(ends)
 
     def _failed_launcher_process(self, codes: List[Optional[int]]) -> Optional[RankEnd]:
@@ -215,13 +223,15 @@ class Execution:
             where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
             return JobResult(EXIT_STALLED, f"job stopped by the watchdog: {st.stall.describe()}{where}", rank, tail)
         if st.failure is not None:
-            rank = st.failure.rank
+            rank = self._explaining_rank(st.failure)
             tail = tuple(self.router.tail(rank)) if rank >= 0 else ()
             where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
             code = st.failure.exit_code
             if code is None:
                 code = 128 + _signal_number(st.failure.signal_name)
-            what = st.failure.describe() if rank >= 0 else f"launcher exited with code {code}"
+            what = st.failure.describe() if st.failure.rank >= 0 else f"launcher exited with code {code}"
+            if rank != st.failure.rank:
+                what += f" (rank {rank} reported the error)"
             return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail)
         if st.stop_signal is not None:
             name = signal.Signals(st.stop_signal).name
@@ -236,6 +246,20 @@ class Execution:
         if self._elastic:
             return self._elastic_failure(worst)
         return JobResult(worst, f"job failed: launcher exited with code {worst}")
+
+    def _explaining_rank(self, failure: RankEnd) -> int:
+        """The rank whose log says why the job failed.
+
+        Ranks that fail together (a check made on rank 0 and shared with all) end in any order,
+        and only one of them printed the ``error:`` line; the others may even be stopped by us
+        before they exit on their own.
+        """
+        def reports_error(rank: int) -> bool:
+            return any(line.startswith("error:") for line in self.router.tail(rank))
+
+        if failure.rank < 0 or reports_error(failure.rank):
+            return failure.rank
+        return next((r for r in sorted(self.router.rank_pids) if reports_error(r)), failure.rank)
 
     def _elastic_failure(self, code: int) -> JobResult:
         """horovodrun gave up (too few workers left, reset limit, ...): name the workers that failed."""
@@ -343,11 +367,17 @@ def run_process_ids(run_id: str) -> List[int]:
 
 
 def _is_supervisor(pid: int) -> bool:
+    """A rank supervisor is ``python -m hvdrun_cli.launch.rank_io ...`` itself.
+
+    Not the shell horovodrun starts it through, nor horovodrun or mpirun, whose command lines
+    contain it too: those must not receive SIGUSR1, which would kill them.
+    """
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"hvdrun_cli.launch.rank_io" in fh.read()
+            argv = fh.read().split(b"\0")
     except OSError:
         return False
+    return argv[1:3] == [b"-m", b"hvdrun_cli.launch.rank_io"]
 
 
 def signal_run_processes(run_id: str, signum: int, supervisors_only: bool = False) -> int:

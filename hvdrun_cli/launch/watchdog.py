@@ -11,6 +11,10 @@ once, so silence alone cannot tell them apart. Three sources can:
 * progress marks (``hvdjob: at step N``) that managed ranks print, which give each rank's last step.
 
 When none of them singles a rank out, every rank is named, with how long each has been quiet.
+
+Progress is any rank output except hvdjob's bookkeeping and Horovod's own log lines (a hung job
+keeps printing stall warnings). The clock starts when the ranks are started, so the timeout also
+bounds a start-up that never produces anything.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -109,14 +109,15 @@ class JobRunner:
         path.write_text(textwrap.dedent(body))
         return path
 
-    def start(self, *args: str, env: Optional[Dict[str, str]] = None) -> Job:
+    def start(self, *args: str, env: Optional[Dict[str, str]] = None,
+              preexec_fn: Optional[Callable[[], None]] = None) -> Job:
         full_env = dict(os.environ)
         full_env.update(env or {})
         index = len(self.jobs)
         out, err = self.workdir / f"hvdjob.{index}.out", self.workdir / f"hvdjob.{index}.err"
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(hvdjob_argv(*args), cwd=self.workdir, env=full_env, stdout=fo, stderr=fe,
-                                    stdin=subprocess.DEVNULL)
+                                    stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
         job = Job(proc, self.workdir, time.monotonic(), out, err)
         self.jobs.append(job)
         return job
@@ -177,6 +178,13 @@ def stop_job(job: Job, signum: int) -> None:
         job.proc.send_signal(signum)
     except ProcessLookupError:
         pass
+
+
+def process_env(pid: int) -> Dict[str, str]:
+    """The environment a process was started with (this machine only)."""
+    with open(f"/proc/{pid}/environ", "rb") as fh:
+        pairs = [item.split(b"=", 1) for item in fh.read().split(b"\0") if b"=" in item]
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
 
 
 def kill_pid(pid: int) -> float:

@@ -32,7 +32,7 @@ def checked(plan: LaunchPlan) -> LaunchPlan:
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Use this run directory instead of runs/<name>/<id>.")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
-@click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job when no rank prints anything for N seconds.")
+@click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
 @clean_errors
 def run(

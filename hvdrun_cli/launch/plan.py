@@ -99,12 +99,17 @@ class LaunchPlan:
         """Readable form for ``--dry-run``: commands as a shell would show them, one per line."""
         lines = [
             f"launcher:  {self.launcher}",
-            f"ranks:     {self.np} on {len({s.hostname for s in self.layout})} host(s)",
+            (
+                f"ranks:     {self.np} on {len({s.hostname for s in self.layout})} host(s)"
+                if self.layout
+                else "ranks:     decided at run time by host discovery (elastic)"
+            ),
             f"run dir:   {self.run_dir}",
         ]
         for note in self.notes:
             lines.append(f"note:      {note}")
-        lines.append("layout:")
+        if self.layout:
+            lines.append("layout:")
         for s in self.layout:
             lines.append(
                 f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"

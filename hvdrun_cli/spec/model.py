@@ -123,7 +123,6 @@ class SlurmSpec:
 @dataclass(frozen=True)
 class WatchdogSpec:
     progress_timeout_seconds: Optional[int] = None  # None: no launcher-side progress watchdog
-    startup_timeout_seconds: int = 300
 
 
 @dataclass(frozen=True)

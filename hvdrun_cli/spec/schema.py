@@ -158,7 +158,6 @@ CHECKS: Dict[str, Check] = {
     "slurm.signal_before_end_seconds": at_least(0),
     "slurm.requeue": at_least(0),
     "watchdog.progress_timeout_seconds": at_least(1),
-    "watchdog.startup_timeout_seconds": at_least(1),
 }
 
 # Checks applied to each entry of a list-valued key.

@@ -39,7 +39,7 @@ def test_loader_fields_are_not_user_keys():
 def test_unknown_key_messages():
     assert schema.unknown_key_message("epoch", "train") == "unknown key; did you mean 'epochs'?"
     assert schema.unknown_key_message("zzz", "watchdog") == (
-        "unknown key; valid keys in 'watchdog': progress_timeout_seconds, startup_timeout_seconds"
+        "unknown key; valid keys in 'watchdog': progress_timeout_seconds"
     )
 
 

@@ -43,6 +43,10 @@ class Section:
     raw: Dict[str, Any] = field(default_factory=dict)
     plot: str = ""  # path of the PNG, once drawn
 
+    def to_dict(self) -> Dict[str, Any]:
+        return {"title": self.title, "headers": list(self.table.headers), "rows": [list(r) for r in self.table.rows],
+                "notes": self.notes, "raw": self.raw, "plot": self.plot}
+
     def markdown(self) -> str:
         lines = [f"**{self.title}**", "", self.table.markdown()]
         lines += [""] + [f"- {note}" for note in self.notes] if self.notes else []
@@ -71,10 +75,6 @@ def spread_row(label: str, unit: str, values: Sequence[float], digits: int) -> t
 
 def ratio_row(label: str, top: Sequence[float], bottom: Sequence[float], digits: int = 2) -> tuple:
     return (label, "ratio", fmt_spread(ratio_spread(top, bottom), digits))
-
-
-def spread_dict(values: Sequence[float]) -> Dict[str, float]:
-    return spread(values).to_dict()
 
 
 MEASURE_HEADERS = ("measured", "unit", "min / median / max")

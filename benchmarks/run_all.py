@@ -97,7 +97,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"benchmarks: failed: {exc}", file=sys.stderr)
         return 1
     minutes = (time.monotonic() - started) / 60
-    text = report(sections, machine, args.repeats, minutes, (before, load_average()))
+    after = load_average()
+    text = report(sections, machine, args.repeats, minutes, (before, after))
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as fh:
         fh.write(text)
     data = {
@@ -105,9 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "repeats": args.repeats,
         "steps": args.steps,
         "minutes": round(minutes, 2),
-        "load_average_1min": {"before": before, "after": load_average()},
-        "sections": {s.key: {"title": s.title, "headers": list(s.table.headers), "rows": [list(r) for r in s.table.rows],
-                             "notes": s.notes, "raw": s.raw, "plot": s.plot} for s in sections},
+        "load_average_1min": {"before": before, "after": after},
+        "sections": {section.key: section.to_dict() for section in sections},
     }
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)

@@ -20,6 +20,7 @@ from hvdrun_cli.bench.samples import RunSample, sample_from_summary
 from hvdrun_cli.bench.stats import scaling_efficiency, spread
 from hvdrun_cli.bench.table import Table, fmt_spread
 from hvdrun_cli.spec import load_spec
+from hvdrun_cli.spec.model import TrainSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB = os.path.join(REPO, "jobs", "bench-synthetic.yaml")
@@ -31,10 +32,15 @@ MANAGED_NP1 = "hvdjob managed loop, np=1"
 VARIANTS = (MANAGED, HAND, DDP, MANAGED_NP1)
 
 
-def write_workload(ctx: SuiteContext) -> str:
-    """The managed job's numbers for the hand-written loops (see scripts/workload.py)."""
+def managed_training() -> TrainSpec:
     train = load_spec(JOB).train
-    assert train is not None
+    if train is None:
+        raise ValueError(f"{JOB} must be a managed job (train:)")
+    return train
+
+
+def write_workload(ctx: SuiteContext, train: TrainSpec) -> str:
+    """The managed job's numbers for the hand-written loops (see scripts/workload.py)."""
     workload = {
         "hidden": list(train.model_args.get("hidden", [64])),
         "data_args": dict(train.data_args),
@@ -73,7 +79,8 @@ def run_ddp(ctx: SuiteContext, workload: str, repeat: int) -> RunSample:
 
 
 def run(ctx: SuiteContext) -> Section:
-    workload = write_workload(ctx)
+    train = managed_training()
+    workload = write_workload(ctx, train)
     managed = BenchConfig(spec_path=JOB, nps=(1, NP), out_dir=ctx.folder("training", "managed"),
                           repeats=ctx.repeats, steps=ctx.steps)
     hand = BenchConfig(spec_path=write_hand_spec(ctx, workload), nps=(NP,), out_dir=ctx.folder("training", "hand"),
@@ -103,12 +110,16 @@ def run(ctx: SuiteContext) -> Section:
          fmt_spread(spread(efficiency), 2)),
     ]
     first = {v: [s.time_to_first_step_s for s in samples[v]] for v in VARIANTS}
+    batch = train.batch_size
+    step_ms = {v: 1000 * batch * (1 if v == MANAGED_NP1 else NP) / spread(thr[v]).median for v in VARIANTS}
     rows += [spread_row(f"launch to first step: {v}", "s", first[v], 2) for v in (MANAGED, HAND, DDP)]
     return Section(
         key="training",
         title=f"Training throughput, small MLP on synthetic data, np={NP}, {ctx.steps} steps (higher is better)",
         table=Table(MEASURE_HEADERS, tuple(rows)),
         notes=[
+            f"one step = {batch} samples per rank; median time per step: "
+            + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
             "managed loop per step: a stop-flag allreduce, metric sums, lr update; a checkpoint at the end",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],

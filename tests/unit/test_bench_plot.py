@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hvdrun_cli.bench.analysis import analyze
-from hvdrun_cli.bench.plot import plot_data, write_plot
+from hvdrun_cli.bench.plot import plot_data
 from hvdrun_cli.bench.report import BenchReport, write_report
 from hvdrun_cli.bench.samples import RunSample
 

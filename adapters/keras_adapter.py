@@ -36,7 +36,7 @@ from .heartbeat import ProgressMarks
 from .keras_build import build_loss, build_model, build_optimizer
 from .reporting import Reporter, dump_parameters
 from .schedule import make_schedule
-from .stopping import STOP_SIGNALS, StopFlag
+from .stopping import STOP_SIGNALS, StopFlag, stop_check_due
 
 keras = tf.keras
 REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd_tf.Adasum}
@@ -131,7 +131,7 @@ class StepCallback(keras.callbacks.Callback):
         interval = t.spec.checkpoint.interval_steps
         if interval and t.position.global_step % interval == 0:
             t.save()
-        if t.stop_agreed():
+        if stop_check_due(t.position.global_step, t.total_steps) and t.stop_agreed():
             t.stopping = True
             self.model.stop_training = True
         elif t.position.global_step >= t.total_steps:
@@ -427,7 +427,7 @@ class ElasticStepCallback(keras.callbacks.Callback):
         interval = t.spec.checkpoint.interval_steps
         if interval and state.step % interval == 0:
             t.save_elastic(state)
-        if t.stop_agreed():
+        if stop_check_due(state.step, t.step_cap) and t.stop_agreed():
             t.stopping = True
             self.model.stop_training = True
             return

@@ -3,7 +3,7 @@
 One optimizer step = ``backward_passes_per_step`` batches of ``batch_size`` per rank. The data
 order of an epoch comes from ``DistributedSampler(seed).set_epoch(epoch)``, so it is a pure
 function of (seed, epoch, world size): a resume replays it and skips the steps already done.
-Every step the ranks agree (allreduce-max) whether anyone received a stop signal.
+Every few steps the ranks agree (allreduce-max) whether anyone received a stop signal.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from .elastic import ELASTIC_STOP_SIGNALS, WorldLog, commit_every, resumed_proce
 from .heartbeat import ProgressMarks
 from .reporting import Reporter, dump_parameters
 from .schedule import LrSchedule, make_schedule
-from .stopping import STOP_SIGNALS, StopFlag
+from .stopping import STOP_SIGNALS, StopFlag, stop_check_due
 from .torch_build import build_loss, build_model, build_optimizer
 
 REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
@@ -275,7 +275,7 @@ class TorchTraining:
                     window.zero_()
                 if interval and position.global_step % interval == 0:
                     self._save(position)
-                if self._stop_agreed():
+                if stop_check_due(position.global_step, self.total_steps) and self._stop_agreed():
                     rep.event(f"stop requested ({self.stop.signal_name or 'signal on another rank'}); "
                               f"saving at step {position.global_step}")
                     train_metrics = _mean_metrics(_sum_across_ranks(epoch_sums))
@@ -445,7 +445,7 @@ class ElasticTorchTraining(TorchTraining):
                     window.zero_()
                 if interval and state.step % interval == 0:
                     self._save(self._position(state))
-                if self._stop_agreed():
+                if stop_check_due(state.step, cap) and self._stop_agreed():
                     rep.event(f"stop requested ({self.stop.signal_name or 'signal on another rank'}); "
                               f"saving at step {state.step}")
                     train_metrics = _mean_metrics(_sum_across_ranks(epoch_sums))

@@ -120,7 +120,7 @@ def run(ctx: SuiteContext) -> Section:
         notes=[
             f"one step = {batch} samples per rank; median time per step: "
             + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
-            "managed loop per step: a stop-flag allreduce, metric sums, lr update; a checkpoint at the end",
+            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; a checkpoint at the end",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],
         raw={

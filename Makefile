@@ -44,9 +44,5 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Also removes the virtual environment (the cached Horovod wheel under ~/.cache/hvdjob stays).
-dist# The measured comparisons (launch time, throughput, scaling, allreduce bandwidth), under 10 minutes.
-bench: setup
-	$(PY) -m benchmarks $(BENCH_ARGS)
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV)

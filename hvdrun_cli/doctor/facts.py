@@ -84,7 +84,10 @@ def tool_versions(tools: Tools) -> Dict[str, Optional[str]]:
     if tools.mpirun:
         found["mpirun_version"] = _version_line([tools.mpirun, "--version"], "mpi")
     if tools.srun:
-        found["slurm_version"] = _version_line([tools.srun, "--version"], "slurm")
+        # srun answers nothing, not even its version, without a Slurm configuration to read.
+        found["slurm_version"] = (
+            _version_line([tools.srun, "--version"], "slurm") or "installed, but no Slurm configuration here"
+        )
     return found
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 from typing import Dict, Optional
 
 from hvdrun_cli.launch.tools import available_cores
+from hvdrun_cli.versions import package_version
 
 
 def cpu_model(cpuinfo: str) -> Optional[str]:
@@ -20,13 +20,6 @@ def cpu_model(cpuinfo: str) -> Optional[str]:
         if sep and key.strip() == "model name":
             return value.strip()
     return None
-
-
-def package_version(name: str) -> Optional[str]:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def machine_info() -> Dict[str, object]:

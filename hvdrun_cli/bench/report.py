@@ -1,7 +1,6 @@
 """``bench.json``, ``bench.png`` and the printed table of one ``hvdjob bench``."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -11,6 +10,7 @@ from hvdrun_cli.bench.machine import describe_machine
 from hvdrun_cli.bench.plot import plot_data, write_plot
 from hvdrun_cli.bench.samples import RunSample
 from hvdrun_cli.bench.table import SPREAD_NOTE, bench_table
+from hvdrun_cli.files import write_json_atomic
 
 BENCH_JSON = "bench.json"
 BENCH_PNG = "bench.png"
@@ -59,11 +59,7 @@ def write_report(report: BenchReport, out_dir: str, plot: bool = True) -> Dict[s
     """Write bench.json (and bench.png unless ``plot`` is False); returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
     written = {"json": os.path.join(out_dir, BENCH_JSON)}
-    tmp = written["json"] + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report.to_dict(), fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, written["json"])
+    write_json_atomic(written["json"], report.to_dict())
     if plot:
         title = f"hvdjob bench {report.job}\n{describe_machine(report.machine)}"
         written["png"] = write_plot(plot_data(report.results, title), os.path.join(out_dir, BENCH_PNG))

@@ -14,7 +14,8 @@ from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
-from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir, write_json_atomic
+from hvdrun_cli.files import write_json_atomic
+from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec import load_spec
 

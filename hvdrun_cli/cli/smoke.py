@@ -17,6 +17,7 @@ import click
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import overrides_from_flags
 from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.smoke.junit import render_junit
 from hvdrun_cli.smoke.runner import DEFAULT_STEPS, DEFAULT_TIME_LIMIT_S, SmokeOptions, SmokeReport, run_smoke
 
@@ -59,7 +60,7 @@ def smoke(spec_path: str, steps: int, time_limit: int, np: Optional[int], set_op
     for line in _verdict_lines(report):
         click.echo(line, err=as_json)
     if junit_path:
-        _write(junit_path, render_junit(
+        write_text_atomic(junit_path, render_junit(
             suite=f"hvdjob smoke {report.job}", classname=f"hvdjob.smoke.{report.job}", verdicts=report.verdicts,
             time_s=report.wall_time_s, properties=_properties(report),
             timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"), hostname=socket.gethostname()))
@@ -98,8 +99,3 @@ def _check_junit_path(path: Optional[str]) -> None:
                                      key="--junit", got=path))
 
 
-def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -5,7 +5,6 @@ the tools' own ``--version`` output.
 """
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import json
 import platform
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from hvdrun_cli import __version__
 from hvdrun_cli.launch.tools import Tools, probe_tools
+from hvdrun_cli.versions import package_version
 
 FRAMEWORKS = ("torch", "tensorflow")
 PROBE_TIMEOUT_S = 120
@@ -39,13 +39,6 @@ class Facts:
         data = asdict(self)
         data["ok"] = self.ok
         return data
-
-
-def _version(dist: str) -> Optional[str]:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _version_line(argv: List[str], must_contain: str) -> Optional[str]:
@@ -93,7 +86,7 @@ def tool_versions(tools: Tools) -> Dict[str, Optional[str]]:
 
 def gather(frameworks: tuple = FRAMEWORKS) -> Facts:
     tools = probe_tools()
-    horovod_version = _version("horovod")
+    horovod_version = package_version("horovod")
     with ThreadPoolExecutor(max_workers=len(frameworks) + 1) as pool:
         probes = {fw: pool.submit(run_probe, fw) for fw in frameworks} if horovod_version else {}
         versions = pool.submit(tool_versions, tools)

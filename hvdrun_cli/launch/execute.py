@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
 from hvdrun_cli.launch.elastic import ELASTIC_LAUNCHER
+from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.rendezvous import Rendezvous
@@ -125,10 +126,7 @@ class Execution:
     def _write_files(self) -> None:
         for f in self.plan.files:
             os.makedirs(os.path.dirname(f.path) or ".", exist_ok=True)
-            tmp = f.path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(f.content)
-            os.replace(tmp, f.path)
+            write_text_atomic(f.path, f.content)
 
     def _start_rendezvous(self) -> None:
         if self.plan.rendezvous_port is None:

@@ -11,7 +11,7 @@ from hvdrun_cli.launch.execute import JobResult
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import make_plan, rendezvous_address_for
 from hvdrun_cli.launch.rendezvous import free_port
-from hvdrun_cli.launch.rundir import write_json_atomic
+from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.tools import Tools, probe_tools
 from hvdrun_cli.spec.model import JobSpec
 

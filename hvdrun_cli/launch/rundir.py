@@ -5,7 +5,6 @@ A ``latest`` symlink beside the timestamped directories points at the newest run
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -35,11 +34,3 @@ def create_run_dir(path: str) -> None:
         os.replace(tmp, link)
     except OSError:
         pass  # filesystems without symlinks: the directory itself is enough
-
-
-def write_json_atomic(path: str, data: object) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import fcntl
-import importlib.metadata as metadata
 import json
 import platform
 import shutil
@@ -17,6 +16,8 @@ import socket
 import struct
 import sys
 from typing import Dict, List, Optional
+
+from hvdrun_cli.versions import package_version
 
 # Distribution names per package; TensorFlow ships under several.
 DISTRIBUTIONS = {
@@ -36,16 +37,7 @@ IFF_LOOPBACK = 0x8
 
 
 def package_versions() -> Dict[str, Optional[str]]:
-    found: Dict[str, Optional[str]] = {}
-    for package, names in DISTRIBUTIONS.items():
-        found[package] = None
-        for name in names:
-            try:
-                found[package] = metadata.version(name)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return found
+    return {package: package_version(*names) for package, names in DISTRIBUTIONS.items()}
 
 
 def _ioctl(sock: socket.socket, request: int, name: str) -> bytes:

@@ -17,7 +17,8 @@ from hvdrun_cli.launch.execute import Execution
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
-from hvdrun_cli.launch.rundir import new_run_id, write_json_atomic
+from hvdrun_cli.files import write_json_atomic
+from hvdrun_cli.launch.rundir import new_run_id
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.smoke.model import LaunchOutcome
 from hvdrun_cli.spec.model import JobSpec

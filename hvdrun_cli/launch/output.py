@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import IO, Deque, Dict, List, Optional, TextIO
+from typing import IO, Callable, Deque, Dict, List, Optional, TextIO
 
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
 _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
@@ -74,7 +74,9 @@ class RankEnd:
 class OutputRouter:
     """Thread-safe sink for launcher output lines."""
 
-    def __init__(self, run_dir: str, terminal: TextIO, quiet: bool = False):
+    def __init__(self, run_dir: str, terminal: TextIO, quiet: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
+        self._clock = clock  # when lines arrive; tests pass a fake one
         self._run_dir = run_dir
         self._terminal = terminal
         self._quiet = quiet
@@ -110,7 +112,7 @@ class OutputRouter:
 
     def _record(self, rank: int, body: str) -> bool:
         """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
-        now = time.monotonic()
+        now = self._clock()
         mark = _PROGRESS_MARK.match(body)
         if mark:
             self.progress_step[rank] = int(mark.group(1))

@@ -51,6 +51,7 @@ def test_gloo_two_ranks(framework: str) -> None:
     _check(_results(argv, {"TF_USE_LEGACY_KERAS": "1"}))
 
 
+@pytest.mark.mpirun
 def test_mpirun_two_ranks_torch() -> None:
     mpirun = shutil.which("mpirun")
     if not mpirun:

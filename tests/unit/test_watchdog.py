@@ -1,8 +1,11 @@
-"""Progress watchdog verdicts from rank output and per-rank CPU samples (fed by hand, no processes)."""
+"""Progress watchdog verdicts from rank output and per-rank CPU samples (fed by hand, no processes).
+
+Time is a :class:`FakeClock` shared by the router (when lines arrive) and the checks, so no verdict
+depends on how busy the machine running the tests is.
+"""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -30,8 +33,18 @@ class FakeCpu:
         return self.seconds.get(pid)
 
 
-def _router(tmp_path: Path, ranks: int = 2) -> OutputRouter:
-    router = OutputRouter(str(tmp_path), io.StringIO())
+class FakeClock:
+    """Seconds that move only when the test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _router(tmp_path: Path, ranks: int = 2, clock: Optional[FakeClock] = None) -> OutputRouter:
+    router = OutputRouter(str(tmp_path), io.StringIO(), clock=clock or FakeClock())
     for rank in range(ranks):
         router.feed(f"[{rank}] hvdjob: rank {rank} started (pid {100 + rank} on {HOST})\n".encode())
     return router
@@ -59,29 +72,33 @@ def test_horovod_warnings_are_output_but_not_progress(tmp_path: Path) -> None:
 
 
 def test_no_verdict_before_the_timeout(tmp_path: Path) -> None:
-    router = _router(tmp_path)
-    start = time.monotonic()
-    dog = ProgressWatchdog(10, router, HOST, start, cpu_reader=FakeCpu())
+    clock = FakeClock()
+    router = _router(tmp_path, clock=clock)
+    dog = ProgressWatchdog(10, router, HOST, clock.now, cpu_reader=FakeCpu())
+    clock.now += 30  # the ranks took 30 s to print their first step: the timeout counts from there
     router.feed(b"[0] step 1\n")
-    assert dog.check(time.monotonic() + 9) is None
-    assert dog.check(time.monotonic() + 11) is not None
+    assert dog.check(clock.now + 9.9) is None
+    assert dog.check(clock.now + 10.1) is not None
 
 
 def test_horovod_stall_report_names_the_missing_ranks(tmp_path: Path) -> None:
-    router = _router(tmp_path, ranks=4)
-    dog = ProgressWatchdog(5, router, HOST, time.monotonic(), cpu_reader=FakeCpu())
-    for line in STALL_WARNING:
+    clock = FakeClock()
+    router = _router(tmp_path, ranks=4, clock=clock)
+    dog = ProgressWatchdog(5, router, HOST, clock.now, cpu_reader=FakeCpu())
+    clock.now += 4
+    for line in STALL_WARNING:  # Horovod's own warnings are not progress
         router.feed(line)
-    stall = dog.check(time.monotonic() + 6)
+    stall = dog.check(clock.now + 2)
     assert stall is not None and stall.ranks == (2, 3)
     assert stall.describe().startswith("no progress for 6 s; stalled ranks 2, 3: Horovod's stall check on rank 0:")
     assert "rank 2 never submitted allreduce.grad_0, allreduce.grad_1" in stall.describe()
 
 
 def test_idle_rank_is_named_while_its_peer_busy_waits(tmp_path: Path) -> None:
-    router = _router(tmp_path)
+    clock = FakeClock()
+    router = _router(tmp_path, clock=clock)
     cpu = FakeCpu()
-    start = time.monotonic()
+    start = clock.now
     dog = ProgressWatchdog(8, router, HOST, start, cpu_reader=cpu)
     for second in range(12):  # rank 0 spins in a collective (0.6 s CPU per s), rank 1 sleeps
         cpu.seconds = {100: 0.6 * second, 101: 3.0}
@@ -91,16 +108,16 @@ def test_idle_rank_is_named_while_its_peer_busy_waits(tmp_path: Path) -> None:
 
 
 def test_ranks_on_other_hosts_are_not_sampled_and_all_quiet_ranks_are_named(tmp_path: Path) -> None:
-    router = OutputRouter(str(tmp_path), io.StringIO())
+    clock = FakeClock()
+    router = OutputRouter(str(tmp_path), io.StringIO(), clock=clock)
     router.feed(b"[0] hvdjob: rank 0 started (pid 100 on elsewhere)\n")
     router.feed(b"[1] hvdjob: rank 1 started (pid 101 on elsewhere)\n")
     router.feed(f"[0] {progress_mark(7)}\n".encode())
     cpu = FakeCpu()
     cpu.seconds = {100: 5.0, 101: 0.0}
-    start = time.monotonic()
-    dog = ProgressWatchdog(3, router, HOST, start, cpu_reader=cpu)
+    dog = ProgressWatchdog(3, router, HOST, clock.now, cpu_reader=cpu)
     for second in range(6):
-        verdict = dog.check(time.monotonic() + second)
+        verdict = dog.check(clock.now + second)
     assert verdict is not None and verdict.ranks == (0, 1)
     assert "no rank could be singled out" in verdict.reason
-    assert "at step 7" in verdict.reason and "rank 1 never reported progress" in verdict.reason
+    assert "rank 0 quiet for 5 s at step 7" in verdict.reason and "rank 1 never reported progress" in verdict.reason

@@ -74,11 +74,13 @@ def _assert_placed(finished: Finished, hosts: List[Tuple[str, int]]) -> None:
     assert len({r["params"] for r in ranks.values()}) == 1, "parameters differ between ranks after one step"
 
 
-def _assert_clean_run(finished: Finished) -> dict:
+def _assert_clean_run(finished: Finished, np: int) -> dict:
     assert finished.returncode == 0, finished.output
     run_dir = finished.run_dir()
-    for log in run_dir.glob("rank.*.log"):
-        assert "rank=" in log.read_text()  # each rank's own log, kept on the launching machine
+    for rank in range(np):  # each rank's own log, kept on the launching machine
+        log = run_dir / f"rank.{rank}.log"
+        assert log.is_file(), f"no log for rank {rank} in {run_dir}"
+        assert f"rank={rank} " in log.read_text()
     assert processes_of_run(run_dir.name) == []
     return read_json(run_dir / "plan.json")
 
@@ -97,7 +99,7 @@ def test_four_ranks_on_two_hosts(
     hostfile = _hostfile(tmp_path, lines)
     finished = run_hvdjob("run", str(_job(tmp_path, launcher, f"{{hostfile: {hostfile}}}")), cwd=tmp_path,
                           timeout=RUN_TIMEOUT_S)
-    plan = _assert_clean_run(finished)
+    plan = _assert_clean_run(finished, np=4)
     _assert_placed(finished, [("hvdhost1", 2), ("hvdhost2", 2)])
     assert plan["launcher"] == plan_launcher
     assert [(s["hostname"], s["local_rank"], s["cross_rank"]) for s in plan["layout"]] == [
@@ -109,7 +111,7 @@ def test_bare_hostfile_puts_one_rank_on_each_host_and_auto_picks_mpirun(ns_hosts
     hostfile = _hostfile(tmp_path, ["hvdhost1", "hvdhost2"])
     finished = run_hvdjob("run", str(_job(tmp_path, "auto", f"{{hostfile: {hostfile}}}")), cwd=tmp_path,
                           timeout=RUN_TIMEOUT_S)
-    plan = _assert_clean_run(finished)
+    plan = _assert_clean_run(finished, np=2)
     _assert_placed(finished, [("hvdhost1", 1), ("hvdhost2", 1)])
     assert plan["launcher"] == "mpi"
 
@@ -120,7 +122,7 @@ def test_network_interfaces_are_passed_to_the_launcher_and_the_job_runs(
 ) -> None:
     job = _job(tmp_path, launcher, "{hosts: [hvdhost1:2, hvdhost2:2]}", f"horovod: {{network_interfaces: [{ns_hosts.nic}]}}")
     finished = run_hvdjob("run", str(job), cwd=tmp_path, timeout=RUN_TIMEOUT_S)
-    plan = _assert_clean_run(finished)
+    plan = _assert_clean_run(finished, np=4)
     _assert_placed(finished, [("hvdhost1", 2), ("hvdhost2", 2)])
     argv = plan["processes"][0]["argv"]
     if launcher == "mpi":

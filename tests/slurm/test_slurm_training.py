@@ -22,10 +22,19 @@ REPO = Path(__file__).resolve().parents[2]
 ENDED = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"]
 
 
+def run_dirs(job_dir: Path) -> List[Path]:
+    """Run directories of every ``hvdjob run`` of the job that wrote a summary, oldest first."""
+    return sorted(p.parent for p in job_dir.glob("*/summary.json") if not p.parent.is_symlink())  # not "latest"
+
+
 def run_summaries(job_dir: Path) -> List[Dict]:
     """summary.json of every ``hvdjob run`` of the job, oldest first (run ids sort by time)."""
-    paths = sorted(p for p in job_dir.glob("*/summary.json") if not p.parent.is_symlink())  # skip "latest"
-    return [json.loads(p.read_text()) for p in paths]
+    return [json.loads((d / "summary.json").read_text()) for d in run_dirs(job_dir)]
+
+
+def train_steps_logged(run_dir: Path) -> List[int]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r["step"] for r in map(json.loads, lines) if r["kind"] == "train"]
 
 
 def explain(cluster: SlurmCluster, cwd: Path, job_id: str) -> str:
@@ -113,9 +122,14 @@ def test_two_rank_horovod_job_completes_and_writes_its_summary(slurm_cluster: Sl
                     "--set", "train.epochs=2", "--set", "train.max_steps=30")
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=400)
     assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
-    (summary,) = run_summaries(tmp_path / "runs" / "slurm-digits")
+    (run_dir,) = run_dirs(tmp_path / "runs" / "slurm-digits")
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["world_size"] == 2
     assert summary["steps"] == 30  # the --set flags reached the hvdjob run inside the job
+    plan = json.loads((run_dir / "plan.json").read_text())  # what ran: srun, not a local fallback
+    assert plan["launcher"] == "srun" and Path(plan["processes"][0]["argv"][0]).name == "srun", plan
+    for rank in (0, 1):
+        assert (run_dir / f"rank.{rank}.log").read_text().strip(), f"rank {rank} left no output"
 
 
 def test_preempted_job_requeues_itself_and_resumes_from_its_checkpoint(slurm_cluster: SlurmCluster,
@@ -146,8 +160,10 @@ def test_preempted_job_requeues_itself_and_resumes_from_its_checkpoint(slurm_clu
     assert state == "COMPLETED", details
     assert parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)["Restarts"] == "1", details
     assert "requeueing job" in details
+    _, second_dir = run_dirs(tmp_path / "runs" / "preempt")
     first, second = run_summaries(tmp_path / "runs" / "preempt")
     assert second["steps"] == max_steps
     assert 0 < second["resumed_from_step"] <= first["steps"] < max_steps
-    steps_run = first["steps"] + (second["steps"] - second["resumed_from_step"])
-    assert steps_run < 2 * max_steps  # the second run continued instead of starting over
+    # The second run continued instead of starting over: it logged only steps after the resume point.
+    logged = train_steps_logged(second_dir)
+    assert logged and logged[0] > second["resumed_from_step"] and logged[-1] == max_steps, logged

@@ -221,19 +221,39 @@ KERAS_PROBE = """
 """
 
 
-def _keras_job() -> dict:
-    return digits("tensorflow", model="probe:mlp", model_args={})
+def _keras_job(**train: object) -> dict:
+    return digits("tensorflow", model="probe:mlp", model_args={}, **train)
 
 
-def test_keras_fp16_compression_and_two_backward_passes_reach_horovod(tmp_path) -> None:
-    plain = run_job(tmp_path, "plain", _keras_job(), "--set", "train.mixed_precision=true",
-                    files=[("probe.py", KERAS_PROBE)])
-    options = run_job(tmp_path, "options", _keras_job(), "--set", "horovod.compression=fp16",
-                      "--set", "horovod.backward_passes_per_step=2", files=[("probe.py", KERAS_PROBE)])
+@pytest.fixture(scope="module")
+def keras_runs(tmp_path_factory) -> Dict[str, Run]:
+    """Three short Keras runs: mixed precision (average), the same with sum at lr/2, fp16 + 2 passes."""
+    work = tmp_path_factory.mktemp("keras")
+    probe = [("probe.py", KERAS_PROBE)]
+    mixed = ("--set", "train.mixed_precision=true")
+    return {
+        "mixed": run_job(work, "mixed", _keras_job(), *mixed, files=probe),
+        "sum": run_job(work, "sum", _keras_job(lr=0.025), *mixed, "--set", "horovod.reduction=sum", files=probe),
+        "options": run_job(work, "options", _keras_job(), "--set", "horovod.compression=fp16",
+                           "--set", "horovod.backward_passes_per_step=2", files=probe),
+    }
+
+
+def test_keras_fp16_compression_and_two_backward_passes_reach_horovod(keras_runs) -> None:
     # 8 batches: one float32 reduction each without options; with them, float16 every second batch.
-    assert plain.gradient_reductions() == ["float32"] * 8
-    assert options.gradient_reductions() == ["float16"] * 4
-    np.testing.assert_array_equal(options.params(0), options.params(1))
-    # mixed precision: the hidden layer's output is bfloat16 under the mixed_bfloat16 policy, float32 without.
-    assert re.search(r"^\[0\] forward computes in bfloat16$", plain.finished.stdout, re.M), plain.output[-3000:]
-    assert re.search(r"^\[0\] forward computes in float32$", options.finished.stdout, re.M), options.output[-3000:]
+    assert keras_runs["mixed"].gradient_reductions() == ["float32"] * 8
+    assert keras_runs["options"].gradient_reductions() == ["float16"] * 4
+    np.testing.assert_array_equal(keras_runs["options"].params(0), keras_runs["options"].params(1))
+
+
+def test_keras_mixed_precision_runs_the_hidden_layers_in_bfloat16(keras_runs) -> None:
+    """The probe sits after the hidden layer: bfloat16 under the mixed_bfloat16 policy, float32 without."""
+    mixed, plain = keras_runs["mixed"].finished, keras_runs["options"].finished
+    assert re.search(r"^\[0\] forward computes in bfloat16$", mixed.stdout, re.M), mixed.output[-3000:]
+    assert re.search(r"^\[0\] forward computes in float32$", plain.stdout, re.M), plain.output[-3000:]
+
+
+def test_keras_sum_reduction_with_half_the_rate_is_bit_identical_to_average(keras_runs) -> None:
+    summed, averaged = keras_runs["sum"], keras_runs["mixed"]
+    np.testing.assert_array_equal(summed.params(0), summed.params(1))
+    assert np.array_equal(summed.params(), averaged.params()), "reduction: sum did not sum the gradients"

@@ -144,6 +144,7 @@ def test_final_sweep_ends_a_process_that_left_the_jobs_process_groups(tmp_path: 
 
 KERAS_SETUP = """\
 import hashlib
+import numpy as np
 import tensorflow as tf
 from hvdrun_cli.adapters import keras_setup, scaled_lr
 

@@ -56,7 +56,9 @@ def run_attempts(
     quiet: bool = False,
     progress_timeout_s: Optional[float] = None,
     on_plan: Optional[Callable[[LaunchPlan], None]] = None,
+    on_execution: Optional[Callable[[Execution], None]] = None,
 ) -> JobResult:
+    """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first."""
     attempt = 0
     failures: List[JobResult] = []
     with _GapSignals() as gap:
@@ -73,6 +75,8 @@ def run_attempts(
                     f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
                     "they resume from the latest checkpoint"
                 )
+            if on_execution:
+                on_execution(execution)
             result = execution.run()
             if not should_restart(result, attempt, max_restarts):
                 return _final(result, attempt, max_restarts)

@@ -39,13 +39,18 @@ class ScriptJob:
     @property
     def name(self) -> str:
         """The job name: the script's file name without ``.py``, made a valid name."""
-        stem = _NOT_IN_NAME.sub("-", Path(self.script).stem).strip("-.") or "job"
-        return stem if stem[0].isalnum() else f"job{stem}"
+        return job_name(self.script)
 
     @property
     def label(self) -> str:
         """How messages about the in-memory spec name it."""
         return f"{self.script} (as a script job)"
+
+
+def job_name(path: str) -> str:
+    """A valid job name from a file name: ``my train.py`` -> ``my-train``."""
+    stem = _NOT_IN_NAME.sub("-", Path(path).stem).strip("-._") or "job"
+    return stem if stem[0].isalnum() else f"job-{stem}"
 
 
 def script_job(script: str, args: Sequence[str], framework: Optional[str] = None) -> ScriptJob:

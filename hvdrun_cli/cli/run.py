@@ -1,6 +1,7 @@
 """``hvdjob run job.yaml``: build the launch plan, print it (--dry-run) or execute it."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Optional
@@ -14,6 +15,7 @@ from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
+from hvdrun_cli.launch.progress_view import DEFAULT_PLAIN_EVERY_S, progress_view
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
 from hvdrun_cli.preflight.gate import require_reachable_hosts
@@ -35,6 +37,11 @@ def checked(plan: LaunchPlan) -> LaunchPlan:
 @click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
 @click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
+              show_default=True, help="Job progress: a live bar on a terminal, a plain line every "
+              "--progress-every seconds otherwise (auto), or always one of them, or none.")
+@click.option("--progress-every", type=click.FloatRange(min=0.5), default=DEFAULT_PLAIN_EVERY_S, show_default=True,
+              metavar="SECONDS", help="Seconds between plain progress lines.")
 @clean_errors
 def run(
     spec_path: str,
@@ -44,6 +51,8 @@ def run(
     max_restarts: Optional[int],
     progress_timeout: Optional[int],
     quiet: bool,
+    progress_mode: str,
+    progress_every: float,
     spec_flags: SpecFlags,
 ) -> None:
     """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
@@ -68,14 +77,17 @@ def run(
         write_json_atomic(os.path.join(directory, "plan.json"), plan.to_dict())
 
     click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
-    result = run_attempts(
-        lambda attempt: first_plan if attempt == 0 else checked(plan_here(spec, directory, run_id, attempt)),
-        max_restarts=restarts,
-        terminal=sys.stdout,
-        quiet=quiet,
-        progress_timeout_s=timeout,
-        on_plan=save_plan,
-    )
+    view = progress_view(first_plan.np, progress_mode, progress_every)
+    with view or contextlib.nullcontext():
+        result = run_attempts(
+            lambda attempt: first_plan if attempt == 0 else checked(plan_here(spec, directory, run_id, attempt)),
+            max_restarts=restarts,
+            terminal=sys.stdout,  # inside the view: its console when it draws a bar
+            quiet=quiet,
+            progress_timeout_s=timeout,
+            on_plan=save_plan,
+            observers=[view.observe] if view else [],
+        )
     write_result(directory, result)
     if not result.ok:
         lines = [result.message] + [f"    {line}" for line in result.tail]

@@ -12,6 +12,8 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
+from hvdrun_cli.launch.output import progress_mark
+
 from .base import RankContext
 from .checkpoint import atomic_write_json
 from .run_record import RunRecorder
@@ -135,6 +137,7 @@ class Reporter:
         }
         self.record.close()
         if self.enabled:
+            print(progress_mark(steps), flush=True)  # the launcher's progress view ends at the last step
             atomic_write_json(self.summary_path, result)
         return result
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Optional, Set, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Optional, Set, TextIO, Tuple
 
 _PROGRESS_LINE = re.compile(r"^(?:epoch \d+/\d+ )?step (\d+)/(\d+)(?=\s|$)")
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+) ")
@@ -89,6 +89,8 @@ class ProgressState:
         self._lock = threading.Lock()
         self._started: Set[int] = set()
         self._alive: Set[int] = set()
+        self._ended: Set[int] = set()
+        self._rank_steps: Dict[int, int] = {}
         self._step: Optional[int] = None
         self._total: Optional[int] = None
         self._epoch: Optional[Tuple[int, int]] = None
@@ -96,7 +98,7 @@ class ProgressState:
         self._accuracy: Optional[float] = None
         self._rate: Optional[float] = None
         self._history: Deque[Tuple[float, int]] = deque()
-        self.changes = 0  # bumped by every line that moved the progress (the plain printer's cue)
+        self.changes = 0  # bumped by every line that moved the step (the plain printer's cue)
 
     def observe(self, rank: int, text: str) -> None:
         """A router observer: one rank line (bookkeeping lines included)."""
@@ -106,18 +108,22 @@ class ProgressState:
     def _observe(self, rank: int, text: str, now: float) -> None:
         started = _STARTED.match(text)
         if started:
+            if self._ended:  # a restart: its ranks resume from a checkpoint, the rate starts over
+                self._ended.clear()
+                self._rank_steps.clear()
+                self._history.clear()
+                self._step = None
             self._started.add(int(started.group(1)))
             self._alive.add(int(started.group(1)))
-            self.changes += 1
             return
         ended = _ENDED.match(text)
         if ended:
             self._alive.discard(int(ended.group(1)))
-            self.changes += 1
+            self._ended.add(int(ended.group(1)))
             return
         mark = _MARK.match(text)
         if mark:
-            self._at_step(int(mark.group(1)), now)
+            self._at_step(rank, int(mark.group(1)), now)
             return
         if rank != 0:
             return
@@ -131,12 +137,13 @@ class ProgressState:
         self._loss = float(loss.group(1)) if loss else self._loss
         self._accuracy = float(accuracy.group(1)) if accuracy else self._accuracy
         self._rate = _number(rate.group(1)) if rate else self._rate
-        self._at_step(int(line.group(1)), now)
+        self._at_step(rank, int(line.group(1)), now)
 
-    def _at_step(self, step: int, now: float) -> None:
-        if self._step is not None and step < self._step:
-            self._history.clear()  # a restart resumed from an earlier checkpoint
-        elif self._step is not None and step == self._step:
+    def _at_step(self, rank: int, step: int, now: float) -> None:
+        """The job is as far as its furthest rank (ranks report at different moments)."""
+        self._rank_steps[rank] = step
+        step = max(self._rank_steps.values())
+        if self._step is not None and step <= self._step:
             return
         self._step = step
         self._history.append((now, step))

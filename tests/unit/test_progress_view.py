@@ -58,16 +58,31 @@ def test_progress_lines_from_other_ranks_and_plain_output_are_ignored() -> None:
     assert state.snapshot().step is None
 
 
-def test_a_restart_that_resumes_earlier_restarts_the_rate() -> None:
+def test_a_rank_reporting_an_older_step_does_not_move_the_job_back() -> None:
     clock = Clock()
     state = ProgressState(clock=clock)
     state.observe(0, MANAGED_LINE.format(step=40))
     clock.now += 10
+    state.observe(1, "hvdjob: at step 38")
+    state.observe(0, MANAGED_LINE.format(step=60))
+    snap = state.snapshot()
+    assert snap.step == 60 and snap.eta_s == 20.0
+
+
+def test_a_restart_that_resumes_earlier_restarts_the_rate() -> None:
+    clock = Clock()
+    state = ProgressState(np=1, clock=clock)
+    state.observe(0, "hvdjob: rank 0 started (pid 1 on box)")
+    state.observe(0, MANAGED_LINE.format(step=40))
+    clock.now += 10
     state.observe(0, MANAGED_LINE.format(step=50))
+    state.observe(0, "hvdjob: rank 0 exited with code 1")
     clock.now += 1
+    state.observe(0, "hvdjob: rank 0 started (pid 2 on box)")
     state.observe(0, MANAGED_LINE.format(step=30))  # resumed from the step-30 checkpoint
     snap = state.snapshot()
     assert snap.step == 30 and snap.eta_s is None  # one point since the resume: no rate yet
+    assert snap.alive == 1
 
 
 def test_a_script_line_with_step_and_total_is_enough() -> None:

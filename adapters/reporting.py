@@ -68,10 +68,10 @@ class Reporter:
 
     def progress(self, *, epoch: int, global_step: int, loss: float, accuracy: float, lr: float,
                  samples_done: int, step_time_s: Optional[float] = None,
-                 comm_wait_s: Optional[float] = None) -> None:
+                 allreduce_wait_s: Optional[float] = None) -> None:
         """One progress line and metrics record; ``samples_done`` counts all ranks since training began.
 
-        Called on every rank. ``step_time_s`` and ``comm_wait_s`` are this rank's mean seconds per step
+        Called on every rank. ``step_time_s`` and ``allreduce_wait_s`` are this rank's mean seconds per step
         and per step spent waiting in allreduce over the window, when the loop measured them; without
         ``step_time_s`` the window's wall time per step is recorded, and no wait.
         """
@@ -85,11 +85,14 @@ class Reporter:
             step_time_s = interval / steps
         self.record.record_window(self.ctx.rank, self.ctx.attempt, global_step, steps,
                                   {"loss": loss, "accuracy": accuracy, "lr": lr, "samples_per_sec": rate},
-                                  step_time_s, comm_wait_s)
+                                  step_time_s, allreduce_wait_s)
         if not self.enabled:
             return
         print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{self.total_steps} loss {loss:.4f} "
               f"accuracy {accuracy:.4f} lr {lr:.5g} {rate:,.0f} samples/s elapsed {elapsed:.1f}s", flush=True)
+        print(progress_mark(global_step, total=self.total_steps, epoch=f"{epoch + 1}/{self.epochs}",
+                            loss=f"{loss:.6g}", accuracy=f"{accuracy:.6g}", samples_per_sec=f"{rate:.1f}"),
+              flush=True)  # for the launcher's progress view
         self._append({"kind": "train", "time": now, "epoch": epoch + 1, "step": global_step,
                       "total_steps": self.total_steps, "loss": _round(loss), "accuracy": _round(accuracy),
                       "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3)})

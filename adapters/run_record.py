@@ -7,8 +7,8 @@ Rank 0 also writes the job's scalars as TensorBoard event files in ``<run dir>/t
 the framework's own writer (``torch.utils.tensorboard`` or ``tf.summary``), imported only when the
 first scalar is written. A missing ``tensorboard`` package costs one line, never the run.
 
-Scripts can opt in with :class:`ScalarLog` and :func:`report_progress` (re-exported by
-``hvdrun_cli.adapters``).
+Scripts can opt in with :class:`ScalarLog` (TensorBoard) and :func:`report_progress` (the
+launcher's progress bar), both re-exported by ``hvdrun_cli.adapters``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import os
 import sys
 import time
 import types
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .base import ENV_RUN_DIR
 from .rankenv import env_rank
@@ -156,12 +156,12 @@ class RunRecorder:
         self.scalars = ScalarLog(run_dir, framework, rank=0, enabled=tensorboard and framework is not None)
 
     def record_window(self, rank: int, attempt: int, step: int, steps: int, metrics: Mapping[str, Optional[float]],
-                      step_time_s: Optional[float], comm_wait_s: Optional[float]) -> None:
+                      step_time_s: Optional[float], allreduce_wait_s: Optional[float]) -> None:
         """This rank's timing for the window ending at ``step``; rank 0 also writes ``metrics``."""
         path = timing_path(self.run_dir, rank)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         record = {"rank": rank, "attempt": attempt, "time": round(time.time(), 3), "step": step, "steps": steps,
-                  "step_time_s": _round(step_time_s), "comm_wait_s": _round(comm_wait_s)}
+                  "step_time_s": _round(step_time_s), "allreduce_wait_s": _round(allreduce_wait_s)}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
         if rank == 0:
@@ -180,24 +180,20 @@ def _round(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value, 6)
 
 
-def report_progress(step: int, total: int, *, loss: Optional[float] = None, accuracy: Optional[float] = None,
-                    samples_per_sec: Optional[float] = None, rank: Optional[int] = None) -> None:
+def report_progress(step: int, total: Optional[int] = None, *, loss: Optional[float] = None,
+                    accuracy: Optional[float] = None, samples_per_sec: Optional[float] = None,
+                    rank: Optional[int] = None) -> None:
     """For scripts: tell ``hvdjob run``'s progress bar (and its watchdog) where training is.
 
-    Every rank prints the watchdog's progress mark; rank 0 also prints a progress line
-    (``step 40/100 loss 0.4100 3,200 samples/s``) that the bar reads.
+    Prints one progress mark (``hvdjob: at step 40 total=100 loss=0.41``), which the launcher keeps
+    off the terminal and out of the rank log. Every rank may call it (the watchdog sees each rank
+    move); the metrics are shown from rank 0's marks.
     """
     from hvdrun_cli.launch.output import progress_mark
 
     rank = env_rank(os.environ) if rank is None else rank
-    print(progress_mark(step), flush=True)
-    if rank != 0:
-        return
-    parts = [f"step {step}/{total}"]
-    if loss is not None:
-        parts.append(f"loss {loss:.4f}")
-    if accuracy is not None:
-        parts.append(f"accuracy {accuracy:.4f}")
-    if samples_per_sec is not None:
-        parts.append(f"{samples_per_sec:,.0f} samples/s")
-    print(" ".join(parts), flush=True)
+    fields: Dict[str, object] = {}
+    if rank == 0:
+        values = {"total": total, "loss": loss, "accuracy": accuracy, "samples_per_sec": samples_per_sec}
+        fields = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in values.items() if v is not None}
+    print(progress_mark(int(step), **fields), flush=True)

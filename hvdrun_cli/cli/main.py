@@ -23,6 +23,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "doctor": ("hvdrun_cli.cli.doctor", "doctor", "Show how Horovod was built and which launchers work here."),
     "smoke": ("hvdrun_cli.cli.smoke", "smoke", "Run a job briefly on this box and check it trains."),
     "bench": ("hvdrun_cli.cli.bench", "bench", "Measure throughput and scaling of a job at several np."),
+    "report": ("hvdrun_cli.cli.report", "report", "Draw a run as one PNG: curves and per-rank timing (--json too)."),
+    "runs": ("hvdrun_cli.cli.runs", "runs", "List past runs under the run root, newest first."),
 }
 
 

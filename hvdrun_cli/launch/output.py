@@ -21,7 +21,7 @@ _END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was kille
 _START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
-_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)$")
+_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
 # A rank line that starts with this goes to the rank log only (e.g. hvdjob's own traceback frames).
 LOG_ONLY_MARK = "hvdjob-log-only: "
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
@@ -38,9 +38,10 @@ EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resu
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
 
 
-def progress_mark(step: int) -> str:
-    """The line a rank prints to tell the launcher's watchdog it is still training."""
-    return f"hvdjob: at step {step}"
+def progress_mark(step: int, **fields: object) -> str:
+    """The line a rank prints to tell the launcher it is still training (``key=value`` extras optional)."""
+    extra = "".join(f" {k}={v}" for k, v in fields.items())
+    return f"hvdjob: at step {step}{extra}"
 
 
 def log_only(line: str) -> str:

@@ -1,9 +1,10 @@
 """The launcher's view of how far the whole job is: one live bar on a terminal, a plain line elsewhere.
 
-It reads nothing but the rank lines the output router already sees (as a router observer): rank 0's
-progress lines (``epoch 1/3 step 40/100 loss 0.41 ... 3,200 samples/s``, printed by managed jobs
-and by scripts through :func:`hvdrun_cli.adapters.report_progress`), every rank's progress marks
-(``hvdjob: at step N``) and the supervisors' start and end lines (ranks alive). On a TTY the bar is
+It reads nothing but the rank lines the output router already sees (as a router observer): the
+progress marks every rank prints (``hvdjob: at step N``; rank 0's carry the job's numbers:
+``hvdjob: at step 40 total=100 epoch=1/3 loss=0.41 accuracy=0.9 samples_per_sec=3200``, from managed
+training and from scripts through :func:`hvdrun_cli.adapters.report_progress`) and the supervisors'
+start and end lines (ranks alive). On a TTY the bar is
 drawn by ``rich`` and rank output scrolls above it; when output is not a terminal (CI logs, a pipe),
 one plain ``hvdjob: progress ...`` line is printed every N seconds, only when something moved.
 """
@@ -15,16 +16,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Optional, Set, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Set, TextIO, Tuple
 
-_PROGRESS_LINE = re.compile(r"^(?:epoch \d+/\d+ )?step (\d+)/(\d+)(?=\s|$)")
-_EPOCH = re.compile(r"^epoch (\d+)/(\d+) ")
-_LOSS = re.compile(r"(?:^|\s)loss (-?[\d.]+(?:e[-+]?\d+)?|nan|inf)(?=\s|$)", re.IGNORECASE)
-_ACCURACY = re.compile(r"(?:^|\s)accuracy ([\d.]+)(?=\s|$)")
-_RATE = re.compile(r"(?:^|\s)([\d,]+(?:\.\d+)?) samples/s(?=\s|$)")
-_MARK = re.compile(r"^hvdjob: at step (\d+)$")
+_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
 _STARTED = re.compile(r"^hvdjob: rank (\d+) started ")
 _ENDED = re.compile(r"^hvdjob: rank (\d+) (?:exited with code|was killed by) ")
+_EPOCH = re.compile(r"^(\d+)/(\d+)$")
 RATE_WINDOW_S = 60.0  # steps/s (for the ETA) is measured over the last minute of progress
 MIN_RATE_SPAN_S = 2.0  # and only once progress has been seen over at least this long
 DEFAULT_PLAIN_EVERY_S = 30.0
@@ -76,8 +73,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _number(text: str) -> float:
-    return float(text.replace(",", ""))
+def _maybe(kind: Callable[[str], Any], text: Optional[str]) -> Any:
+    try:
+        return kind(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 class ProgressState:
@@ -98,7 +98,7 @@ class ProgressState:
         self._accuracy: Optional[float] = None
         self._rate: Optional[float] = None
         self._history: Deque[Tuple[float, int]] = deque()
-        self.changes = 0  # bumped by every line that moved the step (the plain printer's cue)
+        self.changes = 0  # bumped by every mark that moved the job (the plain printer's cue)
 
     def observe(self, rank: int, text: str) -> None:
         """A router observer: one rank line (bookkeeping lines included)."""
@@ -123,21 +123,30 @@ class ProgressState:
             return
         mark = _MARK.match(text)
         if mark:
-            self._at_step(rank, int(mark.group(1)), now)
-            return
-        if rank != 0:
-            return
-        line = _PROGRESS_LINE.search(text)
-        if not line:
-            return
-        self._total = int(line.group(2))
-        epoch = _EPOCH.search(text)
+            fields = dict(item.split("=", 1) for item in mark.group(2).split())
+            self._observe_mark(rank, int(mark.group(1)), fields, now)
+
+    def observe_mark(self, rank: int, step: int, fields: Mapping[str, str]) -> None:
+        """One progress mark, already parsed (a progress observer of the router)."""
+        with self._lock:
+            self._observe_mark(rank, step, fields, self._clock())
+
+    def _observe_mark(self, rank: int, step: int, fields: Mapping[str, str], now: float) -> None:
+        if rank == 0 and fields:
+            self._note_fields(fields)
+        self._at_step(rank, step, now)
+
+    def _note_fields(self, fields: Mapping[str, str]) -> None:
+        """rank 0's numbers; a value that does not parse is left as it was."""
+        total = _maybe(int, fields.get("total"))
+        self._total = total if total else self._total
+        epoch = _EPOCH.match(fields.get("epoch", ""))
         self._epoch = (int(epoch.group(1)), int(epoch.group(2))) if epoch else self._epoch
-        loss, accuracy, rate = _LOSS.search(text), _ACCURACY.search(text), _RATE.search(text)
-        self._loss = float(loss.group(1)) if loss else self._loss
-        self._accuracy = float(accuracy.group(1)) if accuracy else self._accuracy
-        self._rate = _number(rate.group(1)) if rate else self._rate
-        self._at_step(rank, int(line.group(1)), now)
+        for name, attr in (("loss", "_loss"), ("accuracy", "_accuracy"), ("samples_per_sec", "_rate")):
+            value = _maybe(float, fields.get(name))
+            if value is not None:
+                setattr(self, attr, value)
+        self.changes += 1
 
     def _at_step(self, rank: int, step: int, now: float) -> None:
         """The job is as far as its furthest rank (ranks report at different moments)."""

@@ -15,11 +15,11 @@ class Clock:
         return self.now
 
 
-MANAGED_LINE = ("epoch 1/2 step {step}/100 loss 0.4100 accuracy 0.8800 lr 0.02 3,216 samples/s "
-                "elapsed 4.0s")
+# What rank 0 of a managed job prints after each progress line (adapters/reporting.py).
+MANAGED_LINE = "hvdjob: at step {step} total=100 epoch=1/2 loss=0.41 accuracy=0.88 samples_per_sec=3216.4"
 
 
-def test_managed_progress_lines_give_step_total_loss_rate_and_eta() -> None:
+def test_rank_0_marks_give_step_total_loss_rate_and_eta() -> None:
     clock = Clock()
     state = ProgressState(np=2, clock=clock)
     state.observe(0, "hvdjob: rank 0 started (pid 11 on box)")
@@ -30,7 +30,7 @@ def test_managed_progress_lines_give_step_total_loss_rate_and_eta() -> None:
     snap = state.snapshot()
     assert (snap.step, snap.total, snap.epoch) == (30, 100, (1, 2))
     assert snap.percent == 30.0
-    assert snap.loss == 0.41 and snap.accuracy == 0.88 and snap.samples_per_sec == 3216
+    assert snap.loss == 0.41 and snap.accuracy == 0.88 and snap.samples_per_sec == 3216.4
     assert snap.eta_s == 35.0
     assert (snap.alive, snap.ranks) == (2, 2)
     assert snap.describe() == ("step 30/100 (30%) epoch 1/2 ETA 0:35 3,216 samples/s loss 0.4100 "
@@ -51,11 +51,14 @@ def test_marks_from_any_rank_move_the_step_and_ends_count_ranks_down() -> None:
     assert (snap.alive, snap.ranks) == (1, 2)
 
 
-def test_progress_lines_from_other_ranks_and_plain_output_are_ignored() -> None:
+def test_other_ranks_move_the_step_only_and_ordinary_output_is_ignored() -> None:
     state = ProgressState(np=2)
-    state.observe(1, MANAGED_LINE.format(step=50))
-    state.observe(0, "loading data from step 3/4 of the pipeline...")  # a progress line starts with it
+    state.observe(0, "epoch 1/2 step 20/100 loss 0.4100")  # rank 0's human line: for people only
+    state.observe(0, "hvdjob: at step 3 total")  # not a mark
     assert state.snapshot().step is None
+    state.observe(1, MANAGED_LINE.format(step=50))
+    snap = state.snapshot()
+    assert (snap.step, snap.total, snap.loss) == (50, None, None)
 
 
 def test_a_rank_reporting_an_older_step_does_not_move_the_job_back() -> None:
@@ -85,9 +88,15 @@ def test_a_restart_that_resumes_earlier_restarts_the_rate() -> None:
     assert snap.alive == 1
 
 
-def test_a_script_line_with_step_and_total_is_enough() -> None:
+def test_a_script_mark_with_step_and_total_is_enough(capsys, monkeypatch) -> None:
+    from hvdrun_cli.adapters.run_record import report_progress
+
+    monkeypatch.setenv("HOROVOD_RANK", "0")
+    report_progress(5, 20, loss=1.25)
+    line = capsys.readouterr().out.strip()
+    assert line == "hvdjob: at step 5 total=20 loss=1.25"
     state = ProgressState(np=1)
-    state.observe(0, "step 5/20 loss 1.25")
+    state.observe(0, line)
     snap = state.snapshot()
     assert (snap.step, snap.total, snap.loss, snap.samples_per_sec) == (5, 20, 1.25, None)
     assert snap.describe() == "step 5/20 (25%) loss 1.2500 0/1 ranks alive"

@@ -185,10 +185,11 @@ class ProgressView:
     """
 
     def __init__(self, state: ProgressState, terminal: TextIO, tty: bool,
-                 plain_every_s: float = DEFAULT_PLAIN_EVERY_S) -> None:
+                 plain_every_s: float = DEFAULT_PLAIN_EVERY_S, force: bool = False) -> None:
         self.state = state
         self._terminal = terminal
         self._tty = tty
+        self._force = force  # draw the bar even when the output is not a terminal (--progress bar)
         self._plain_every_s = plain_every_s
         self._live: Any = None
         self._stop = threading.Event()
@@ -203,7 +204,8 @@ class ProgressView:
             from rich.console import Console
             from rich.live import Live
 
-            console = Console(file=self._terminal, highlight=False, emoji=False, markup=False)
+            console = Console(file=self._terminal, highlight=False, emoji=False, markup=False,
+                              force_terminal=True if self._force else None)
             self._live = Live(get_renderable=self._renderable, console=console, refresh_per_second=4,
                               transient=False, redirect_stdout=True, redirect_stderr=True)
             self._live.start()
@@ -264,7 +266,7 @@ def progress_view(np: Optional[int], mode: str = "auto", plain_every_s: float = 
         return None
     out = terminal if terminal is not None else sys.stdout
     tty = mode == "bar" or (mode == "auto" and _isatty(out))
-    return ProgressView(ProgressState(np), out, tty=tty, plain_every_s=plain_every_s)
+    return ProgressView(ProgressState(np), out, tty=tty, plain_every_s=plain_every_s, force=mode == "bar")
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -138,3 +138,14 @@ def test_router_observers_see_every_rank_line_including_hidden_marks(tmp_path) -
     router.feed(b"launcher line\n")
     router.close()
     assert seen == [(0, "hvdjob: at step 3"), (1, "hello")]
+
+
+def test_forced_bar_draws_with_rich_even_into_a_file() -> None:
+    out = io.StringIO()
+    view = progress_view(1, "bar", terminal=out)
+    with view:
+        view.observe(0, "hvdjob: rank 0 started (pid 1 on box)")
+        view.observe(0, "hvdjob: at step 3 total=10 loss=0.5")
+    drawn = out.getvalue()
+    assert "\x1b[" in drawn and "━" in drawn  # a rich bar, with terminal escapes
+    assert "step 3/10 (30%)" in drawn and "hvdjob: progress" not in drawn

@@ -26,6 +26,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "bench": ("hvdrun_cli.cli.bench", "bench", "Measure throughput and scaling of a job at several np."),
     "init": ("hvdrun_cli.cli.init", "init", "Write a commented starter job spec (for a script or managed training)."),
     "completion": ("hvdrun_cli.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
+    "report": ("hvdrun_cli.cli.report", "report", "Draw a run as one PNG: curves and per-rank timing (--json too)."),
+    "runs": ("hvdrun_cli.cli.runs", "runs", "List past runs under the run root, newest first."),
 }
 
 

@@ -1,6 +1,7 @@
 """``hvdjob run job.yaml`` or ``hvdjob run --np 2 train.py ARGS``: plan the launch, print it (--dry-run) or run it."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Optional, Tuple
 
@@ -10,6 +11,7 @@ from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.cli.target import ScriptFlags, SpecOrScriptCommand, load_job, script_options, target_argument
 from hvdrun_cli.errors import JobFailed, Problem, UserInputError
+from hvdrun_cli.launch.progress_view import DEFAULT_PLAIN_EVERY_S, progress_view
 from hvdrun_cli.launch.runner import Launch, RunOptions
 
 
@@ -24,6 +26,11 @@ from hvdrun_cli.launch.runner import Launch, RunOptions
 @click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
 @click.option("--verbose", is_flag=True, help="Print the launch plan (as --dry-run shows it) before starting the ranks.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
+              show_default=True, help="Job progress: a live bar on a terminal, a plain line every "
+              "--progress-every seconds otherwise (auto), or always one of them, or none.")
+@click.option("--progress-every", type=click.FloatRange(min=0.5), default=DEFAULT_PLAIN_EVERY_S, show_default=True,
+              metavar="SECONDS", help="Seconds between plain progress lines.")
 @clean_errors
 def run(
     target: Tuple[str, ...],
@@ -34,6 +41,8 @@ def run(
     progress_timeout: Optional[int],
     quiet: bool,
     verbose: bool,
+    progress_mode: str,
+    progress_every: float,
     spec_flags: SpecFlags,
     script_flags: ScriptFlags,
 ) -> None:
@@ -62,10 +71,14 @@ def run(
         return
     if verbose:
         click.echo(launch.plan.render_text(), err=True)
-    outcome = launch.run(
-        RunOptions(max_restarts=max_restarts, progress_timeout_s=progress_timeout, quiet=quiet, terminal=sys.stdout),
-        on_started=lambda directory: click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True),
-    )
+    view = progress_view(launch.plan.np, progress_mode, progress_every)
+    with view or contextlib.nullcontext():
+        outcome = launch.run(
+            RunOptions(max_restarts=max_restarts, progress_timeout_s=progress_timeout, quiet=quiet,
+                       terminal=sys.stdout,  # inside the view: its console when it draws a bar
+                       observers=(view.observe,) if view else ()),
+            on_started=lambda directory: click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True),
+        )
     result = outcome.result
     if not result.ok:
         lines = [result.message] + [f"    {line}" for line in result.tail]

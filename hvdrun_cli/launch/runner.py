@@ -17,11 +17,12 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Optional, TextIO
+from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.execute import Execution, JobResult
+from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
@@ -43,6 +44,7 @@ class RunOptions:
     time_limit_s: Optional[float] = None  # stop the job gracefully after this many seconds (smoke, bench)
     quiet: bool = False  # keep rank output out of the terminal (it is always in rank.N.log)
     terminal: Optional[TextIO] = None  # None: sys.stdout at run time
+    observers: Tuple[LineObserver, ...] = ()  # see every rank line as it arrives (the progress view)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Launch:
                 progress_timeout_s=timeout,
                 on_plan=self._save_plan,
                 on_execution=limit.watch,
+                observers=options.observers,
             )
         write_result(self.run_dir, result)
         return RunOutcome(result, self.run_dir, timed_out=limit.reached)

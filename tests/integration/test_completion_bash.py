@@ -44,7 +44,7 @@ def complete(env: dict, tmp_path: Path, *words: str) -> Tuple[List[str], str]:
 
 
 def test_bash_completes_commands_options_and_set_keys(shell_env: dict, tmp_path: Path) -> None:
-    assert complete(shell_env, tmp_path, "hvdjob", "ru")[0] == ["run"]
+    assert complete(shell_env, tmp_path, "hvdjob", "ru")[0] == ["run", "runs"]
     options, _ = complete(shell_env, tmp_path, "hvdjob", "run", "--nproc")
     assert options == ["--nproc-per-node"]
     keys, asked = complete(shell_env, tmp_path, "hvdjob", "run", "--set", "train.")

@@ -27,7 +27,8 @@ def candidates(shell: str, line: str) -> List[str]:
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
 def test_commands_options_and_spec_keys(shell: str) -> None:
-    assert candidates(shell, "hvdjob ru") == ["run"]
+    assert candidates(shell, "hvdjob ru") == ["run", "runs"]
+    assert candidates(shell, "hvdjob sub") == ["submit"]
     assert "init" in candidates(shell, "hvdjob ") and "completion" in candidates(shell, "hvdjob ")
     assert set(candidates(shell, "hvdjob run --n")) >= {"--np", "--network-interfaces"}
     keys = candidates(shell, "hvdjob run --set train.")

@@ -9,9 +9,26 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from hvdrun_cli.hosts import Host, SlotInfo
+
+
+class LauncherKind(str, Enum):
+    """The closed set of ways hvdjob starts ranks (a ``str`` so plans print and compare as text)."""
+
+    LOCAL = "local"  # hvdjob starts the ranks itself (Gloo rendezvous served in-process)
+    GLOO = "gloo"  # horovodrun --gloo (over ssh)
+    MPI = "mpi"  # mpirun
+    SRUN = "srun"  # srun inside a Slurm allocation
+    ELASTIC = "elastic"  # horovodrun elastic driver
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -40,7 +57,7 @@ class GeneratedFile:
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    launcher: str  # local | gloo | mpi | srun
+    launcher: LauncherKind
     processes: Tuple[ProcessSpec, ...]
     layout: Tuple[SlotInfo, ...]
     hosts: Tuple[Host, ...]
@@ -52,6 +69,7 @@ class LaunchPlan:
     rendezvous_addr: Optional[str] = None
     notes: Tuple[str, ...] = ()  # why choices were made (shown by --dry-run)
     attempt: int = 0
+    bindings: Tuple[Tuple[int, str], ...] = ()  # (rank, its CPUs and why) for ranks on this machine
 
     @property
     def np(self) -> int:
@@ -61,8 +79,9 @@ class LaunchPlan:
         return dict(self.env)
 
     def to_dict(self) -> Dict[str, Any]:
+        cpus = dict(self.bindings)
         return {
-            "launcher": self.launcher,
+            "launcher": str(self.launcher),
             "np": self.np,
             "run_id": self.run_id,
             "run_dir": self.run_dir,
@@ -76,6 +95,7 @@ class LaunchPlan:
                     "local_size": s.local_size,
                     "cross_rank": s.cross_rank,
                     "cross_size": s.cross_size,
+                    **({"cpus": cpus[s.rank]} if s.rank in cpus else {}),
                 }
                 for s in self.layout
             ],
@@ -110,10 +130,12 @@ class LaunchPlan:
             lines.append(f"note:      {note}")
         if self.layout:
             lines.append("layout:")
+        cpus = dict(self.bindings)
         for s in self.layout:
+            where = f"  cpus {cpus[s.rank]}" if s.rank in cpus else ""
             lines.append(
                 f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"
-                f"  cross_rank {s.cross_rank}/{s.cross_size}"
+                f"  cross_rank {s.cross_rank}/{s.cross_size}{where}"
             )
         lines.append("environment added:")
         for key, value in self.env:

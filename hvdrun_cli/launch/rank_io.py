@@ -23,6 +23,8 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from hvdrun_cli.launch.affinity import bind_rank
+
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
@@ -93,6 +95,7 @@ def describe_end(rank: str, returncode: int) -> str:
 def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> int:
     env = dict(os.environ if environ is None else environ)
     env.update(slurm_gloo_env(env))
+    env.update(bind_rank(env))  # CPU binding (affinity.py), inherited by the rank
     rank = detect_rank(env)
     prefix = f"[{rank}] ".encode()
     out = sys.stdout.buffer

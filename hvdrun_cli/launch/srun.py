@@ -13,7 +13,7 @@ from typing import List
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.gloo_env import gloo_controller_env
 from hvdrun_cli.launch.inputs import PlanInputs
-from hvdrun_cli.launch.plan import GeneratedFile, LaunchPlan, ProcessSpec, env_tuple
+from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, ProcessSpec, env_tuple
 
 LAYOUT_FILE = "gloo-layout.json"
 
@@ -58,7 +58,7 @@ def build_srun_plan(inputs: PlanInputs) -> LaunchPlan:
     env.update(gloo_controller_env(inputs.rendezvous_addr, inputs.rendezvous_port, iface))
     env["HVDJOB_GLOO_LAYOUT"] = layout_path
     return LaunchPlan(
-        launcher="srun",
+        launcher=LauncherKind.SRUN,
         processes=(ProcessSpec(argv=tuple(argv)),),
         layout=inputs.layout,
         hosts=inputs.hosts,

@@ -20,6 +20,8 @@ LR_SCALINGS = ("none", "linear", "sqrt")
 COMPRESSIONS = ("none", "fp16")
 REDUCTIONS = ("average", "sum", "adasum")
 RESUME_MODES = ("auto", "never")
+BINDINGS = ("auto", "none", "core", "numa")  # resources.binding (see launch/placement.py)
+DATA_PLANES = ("auto", "mpi", "gloo")  # horovod.data_plane
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class HorovodSpec:
     network_interfaces: Tuple[str, ...] = ()
     log_level: Optional[str] = None  # trace|debug|info|warning|error|fatal
     threads_per_rank: Optional[int] = None  # None: cores on the host / local ranks
+    data_plane: str = "auto"  # auto: MPI operations on one machine when Horovod and mpirun have MPI, else Gloo
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class ResourcesSpec:
     hostfile: Optional[str] = None  # absolute after loading
     slots_per_host: Optional[int] = None  # default slots for hosts listed without a count
     gpus_per_rank: int = 0
+    binding: str = "auto"  # CPU binding of each rank: auto | none | core | numa
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "horovod.compression": model.COMPRESSIONS,
     "horovod.reduction": model.REDUCTIONS,
     "horovod.log_level": LOG_LEVELS,
+    "horovod.data_plane": model.DATA_PLANES,
+    "resources.binding": model.BINDINGS,
 }
 
 CHECKS: Dict[str, Check] = {

@@ -10,9 +10,11 @@ import json
 import shlex
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from hvdrun_cli.hosts import Host, SlotInfo
+
+RANK_LINES_UP_TO = 512  # --dry-run lists every rank up to this many, then one line per host
 
 
 class LauncherKind(str, Enum):
@@ -115,6 +117,26 @@ class LaunchPlan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def _layout_lines(self) -> List[str]:
+        """One line per rank; beyond ``RANK_LINES_UP_TO`` ranks, one line per host (``--json`` has all)."""
+        cpus = dict(self.bindings)
+        if len(self.layout) <= RANK_LINES_UP_TO:
+            return [
+                f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"
+                f"  cross_rank {s.cross_rank}/{s.cross_size}"
+                + (f"  cpus {cpus[s.rank]}" if s.rank in cpus else "")
+                for s in self.layout
+            ]
+        lines = []
+        layout = self.layout
+        i = 0
+        while i < len(layout):
+            first = layout[i]
+            last = layout[i + first.local_size - 1]
+            lines.append(f"  ranks {first.rank}-{last.rank} host {first.hostname} ({first.local_size} local ranks)")
+            i += first.local_size
+        return lines
+
     def render_text(self) -> str:
         """Readable form for ``--dry-run``: commands as a shell would show them, one per line."""
         lines = [
@@ -130,13 +152,7 @@ class LaunchPlan:
             lines.append(f"note:      {note}")
         if self.layout:
             lines.append("layout:")
-        cpus = dict(self.bindings)
-        for s in self.layout:
-            where = f"  cpus {cpus[s.rank]}" if s.rank in cpus else ""
-            lines.append(
-                f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"
-                f"  cross_rank {s.cross_rank}/{s.cross_size}{where}"
-            )
+        lines.extend(self._layout_lines())
         lines.append("environment added:")
         for key, value in self.env:
             lines.append(f"  {key}={shlex.quote(value)}")

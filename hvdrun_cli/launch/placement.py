@@ -220,6 +220,8 @@ def parse_nvidia_topo(text: str) -> Tuple[Optional[int], ...]:
     numa_col = next((i for i, c in enumerate(columns) if c.strip() == "NUMA Affinity"), None)
     result: List[Optional[int]] = []
     for line in lines:
+        if line is header:
+            continue
         cells = re.split(r"\t+|\s{2,}", line.strip())
         if not re.fullmatch(r"GPU\d+", cells[0]):
             continue

@@ -258,6 +258,8 @@ def _binding_text(mode: str, placed: Optional[HostPlacement], local: bool) -> st
         return f"{mode}: each rank supervisor binds its rank to a block of its host's usable CPUs"
     if placed.warning:
         return f"warning: {placed.warning}"
+    if mode == "numa":
+        return f"numa: each rank bound to all CPUs of one NUMA node, threads per rank {placed.threads}"
     return f"{mode}: one block of {placed.threads} CPU(s) per rank, threads per rank {placed.threads}"
 
 

@@ -86,8 +86,13 @@ def format_cpulist(cpus: Sequence[int]) -> str:
 
 
 def place(host: HostCpus, local_size: int, mode: str = "auto", threads: Optional[int] = None,
-          gpus_per_rank: int = 0) -> HostPlacement:
+          gpus_per_rank: int = 0, load_average: Optional[float] = None) -> HostPlacement:
     """Split ``host``'s CPUs among ``local_size`` ranks according to ``mode``.
+
+    ``load_average`` (this host's, before the job starts) makes ``auto`` leave ranks unbound when
+    other work already keeps every usable CPU busy: a rank pinned to one contended CPU cannot move
+    to the one that frees up (measured on a shared 2-core box at load 13-19: start-up and training
+    slower bound than unbound). ``core`` binds regardless.
 
     ``threads`` (``horovod.threads_per_rank``) fixes the block size; by default every rank gets an
     equal share (``cpus // local_size``) and left-over CPUs stay unused, so blocks are equal.
@@ -105,6 +110,12 @@ def place(host: HostCpus, local_size: int, mode: str = "auto", threads: Optional
         return unbound(
             "not bound: oversubscribed",
             f"{local_size} ranks on {ncpu} usable CPUs: ranks are not bound to CPUs (oversubscribed)",
+        )
+    if mode == "auto" and load_average is not None and load_average >= ncpu:
+        return unbound(
+            "not bound: machine busy",
+            f"load average {load_average:.1f} on {ncpu} usable CPUs (other work is running): ranks are not "
+            "bound (resources.binding: core binds anyway)",
         )
     if mode == "numa" or (gpus_per_rank > 0 and host.gpu_numa):
         return _numa(host, local_size, size, gpus_per_rank, mode)

@@ -196,7 +196,7 @@ def make_plan(
     placed = None
     threads = spec.horovod.threads_per_rank
     if decision.local:
-        placed = place(tools.host_cpus(), np, mode, threads, spec.resources.gpus_per_rank)
+        placed = place(tools.host_cpus(), np, mode, threads, spec.resources.gpus_per_rank, tools.load_average)
         if threads is None:
             threads = placed.threads
     spec_json_path = os.path.join(run_dir, SPEC_JSON)

@@ -34,6 +34,7 @@ class Tools:
     horovod_mpi: Optional[bool] = None  # Horovod's extension links MPI (None: not known)
     cma: Optional[bool] = None  # cross-memory attach works here (Open MPI's single-copy shared memory)
     cpus: Optional[HostCpus] = None  # this host's usable CPUs and NUMA nodes
+    load_average: Optional[float] = None  # 1-minute load average before the job (other work running)
 
     def host_cpus(self) -> HostCpus:
         return self.cpus or HostCpus(tuple(range(max(1, self.cores))))
@@ -105,4 +106,12 @@ def probe_tools(need_mpi_flavour: bool = True) -> Tools:
         horovod_mpi=horovod_built_with_mpi() if mpirun else None,
         cma=cma_works() if mpirun else None,
         cpus=probe_host_cpus(os.environ),
+        load_average=_load_average(),
     )
+
+
+def _load_average() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None

@@ -142,3 +142,10 @@ def test_bind_rank_sizes_the_thread_pools_unless_the_user_set_them() -> None:
 def test_every_mode_gives_every_local_rank_a_binding(mode: str) -> None:
     placed = place(HostCpus(tuple(range(8)), numa=((0, 1, 2, 3), (4, 5, 6, 7))), 4, mode)
     assert [b.local_rank for b in placed.bindings] == [0, 1, 2, 3]
+
+
+def test_auto_leaves_ranks_unbound_on_a_machine_other_work_keeps_busy() -> None:
+    busy = place(HostCpus((0, 1)), 2, "auto", load_average=3.5)
+    assert not any(b.bound for b in busy.bindings) and "load average 3.5" in busy.warning
+    assert cpus_of(place(HostCpus((0, 1)), 2, "auto", load_average=0.4)) == [(0,), (1,)]
+    assert cpus_of(place(HostCpus((0, 1)), 2, "core", load_average=3.5)) == [(0,), (1,)]

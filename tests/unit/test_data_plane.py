@@ -142,3 +142,11 @@ def test_data_plane_choice_table() -> None:
     assert data_plane.choose("gloo", local=True, np=2, **kw) is None
     assert data_plane.choose("auto", local=True, np=2, horovod_mpi=None, openmpi=True, cma=True) is None
 
+
+
+def test_a_busy_machine_keeps_gloo_and_says_why() -> None:
+    p = plan(job(), replace(MPI_TOOLS, load_average=5.0))
+    assert p.launcher == "local"
+    assert any("machine is busy" in n for n in p.notes)
+    assert plan(job(), replace(MPI_TOOLS, load_average=0.3)).launcher == "mpi"
+    assert plan(job(data="mpi"), replace(MPI_TOOLS, load_average=5.0)).launcher == "mpi"

@@ -18,6 +18,7 @@ import click
 from hvdrun_cli.cli.common import clean_errors
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.slurm import records
+from hvdrun_cli.slurm.allocation_fit import allocation_warning
 from hvdrun_cli.slurm.client import SlurmClient
 from hvdrun_cli.slurm.sbatch import ERROR_PATTERN, OUTPUT_PATTERN, render_sbatch
 from hvdrun_cli.spec import load_spec
@@ -39,6 +40,9 @@ def submit(spec_file: str, dry_run: bool, spec_flags: SpecFlags) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     planned_dir = os.path.join(spec.run_root, spec.name, "slurm", stamp)
     script = render_sbatch(spec, spec_path, forwarded, planned_dir, sys.executable)
+    warning = allocation_warning(spec)
+    if warning:
+        click.echo(f"hvdjob submit: warning: {warning}", err=True)
     if dry_run:
         click.echo(script, nl=False)
         return

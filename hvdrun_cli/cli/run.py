@@ -7,6 +7,7 @@ from typing import Optional
 
 import click
 
+from hvdrun_cli.cli.checked_spec import load_checked
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.errors import JobFailed
@@ -17,7 +18,6 @@ from hvdrun_cli.launch.prepare import plan_here, write_result
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
 from hvdrun_cli.preflight.gate import require_reachable_hosts
-from hvdrun_cli.spec import load_spec
 
 
 def checked(plan: LaunchPlan) -> LaunchPlan:
@@ -47,7 +47,7 @@ def run(
     spec_flags: SpecFlags,
 ) -> None:
     """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
-    spec = load_spec(spec_path, spec_flags.overrides())
+    spec = load_checked(spec_path, spec_flags).spec  # every input problem at once, before anything starts
     run_id = new_run_id()
     directory = planned_run_dir(spec, run_id, run_dir)
     first_plan = plan_here(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists

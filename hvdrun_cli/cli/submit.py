@@ -15,12 +15,12 @@ from typing import List
 
 import click
 
+from hvdrun_cli.cli.checked_spec import load_checked
 from hvdrun_cli.cli.common import clean_errors
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.slurm import records
 from hvdrun_cli.slurm.client import SlurmClient
 from hvdrun_cli.slurm.sbatch import ERROR_PATTERN, OUTPUT_PATTERN, render_sbatch
-from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
 
 SCRIPT_NAME = "job.sbatch"
@@ -33,7 +33,8 @@ SCRIPT_NAME = "job.sbatch"
 @clean_errors
 def submit(spec_file: str, dry_run: bool, spec_flags: SpecFlags) -> None:
     """Render an sbatch script for SPEC_FILE and submit it with sbatch."""
-    spec = load_spec(spec_file, spec_flags.overrides())
+    # Every input problem at once; the job reads its own allocation when it runs, not this shell's.
+    spec = load_checked(spec_file, spec_flags, allocation=False, sbatch=True).spec
     spec_path = os.path.abspath(spec_file)
     forwarded = forwarded_flags(spec_flags)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -116,6 +116,7 @@ class SlurmSpec:
     exclusive: bool = False
     extra: Tuple[str, ...] = ()  # extra sbatch options, e.g. "--mail-type=END"
     setup: Tuple[str, ...] = ()  # shell lines run before hvdjob (module load ...)
+    signal: str = "USR2"  # sent signal_before_end_seconds before the end: USR2 | USR1 | TERM (see signals.py)
     signal_before_end_seconds: int = 120
     requeue: int = 0  # how many times a preempted / timed-out job requeues itself
 

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from hvdrun_cli.spec import limits, model
+from hvdrun_cli.spec import limits, model, signals
 
 Check = Callable[[Any], Optional[str]]  # value -> what is wrong with it, or None
 
@@ -128,6 +128,7 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "horovod.compression": model.COMPRESSIONS,
     "horovod.reduction": model.REDUCTIONS,
     "horovod.log_level": LOG_LEVELS,
+    "slurm.signal": signals.STOP_SIGNALS,
 }
 
 _DAY = 86_400

@@ -183,7 +183,9 @@ def _compose(text: str, file: Optional[str], original: Optional[str]) -> Optiona
         error: yaml.YAMLError = fast_error
     finally:
         loader.dispose()
-    if _FastLoader is not _Loader:  # read again for the pure-Python parser's clearer message
+    nesting = "maximum nesting depth" in str(error)  # the pure-Python parser is quadratic on those
+    if _FastLoader is not _Loader and not nesting and len(text) <= _REREAD_LIMIT:
+        # read again for the pure-Python parser's clearer message (it is ~5x slower: small files only)
         slow = _Loader(text)
         try:
             slow.get_single_node()
@@ -200,6 +202,9 @@ def _compose(text: str, file: Optional[str], original: Optional[str]) -> Optiona
 
 _TOO_LONG = (f"has more than {limits.MAX_SPEC_BYTES:,} characters, hvdjob's limit for a job spec"
              " (keep large data in files the job reads)")
+
+
+_REREAD_LIMIT = 64 << 10
 
 
 class _TooBig(Exception):

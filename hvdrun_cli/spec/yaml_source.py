@@ -176,28 +176,36 @@ def parse_yaml(
 
 def _compose(text: str, file: Optional[str], original: Optional[str]) -> Optional[yaml.Node]:
     """The document's node graph (aliases not yet expanded), or SpecError for bad YAML."""
-    loader = _FastLoader(text)
     try:
-        return loader.get_single_node()
+        loader = _FastLoader(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as fast_error:
         error: yaml.YAMLError = fast_error
-    finally:
-        loader.dispose()
     nesting = "maximum nesting depth" in str(error)  # the pure-Python parser is quadratic on those
     if _FastLoader is not _Loader and not nesting and len(text) <= _REREAD_LIMIT:
         # read again for the pure-Python parser's clearer message (it is ~5x slower: small files only)
-        slow = _Loader(text)
         try:
-            slow.get_single_node()
+            slow = _Loader(text)  # its reader checks every character at once
+            try:
+                slow.get_single_node()
+            finally:
+                slow.dispose()
         except yaml.YAMLError as exc:
             error = exc
         except RecursionError:
             pass  # nested too deep for it: keep libyaml's message
-        finally:
-            slow.dispose()
     if isinstance(error, yaml.MarkedYAMLError):
         raise SpecError(_syntax_problem(error, file, original)) from None
-    raise SpecError(Problem(f"not valid YAML: {_restored(str(error))}", file=file)) from None
+    if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, (int, str)):
+        at, code = error.position, error.character if isinstance(error.character, int) else ord(error.character)
+        line, column = text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        where = {"line": line, "column": column} if original is not None else {}
+        raise SpecError(Problem(f"contains the control character U+{code:04X},"
+                                " which YAML does not allow", file=file, **where)) from None
+    raise SpecError(Problem(f"not valid YAML: {' '.join(_restored(str(error)).split())}", file=file)) from None
 
 
 _TOO_LONG = (f"has more than {limits.MAX_SPEC_BYTES:,} characters, hvdjob's limit for a job spec"

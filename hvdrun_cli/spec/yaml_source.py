@@ -195,8 +195,8 @@ def _compose(text: str, file: Optional[str], original: Optional[str]) -> Optiona
                 slow.dispose()
         except yaml.YAMLError as exc:
             error = exc
-        except RecursionError:
-            pass  # nested too deep for it: keep libyaml's message
+        except (RecursionError, ValueError, OverflowError):
+            pass  # nested too deep for it, or a bad escape it trips on (\U99999999): keep libyaml's message
     if isinstance(error, yaml.MarkedYAMLError):
         raise SpecError(_syntax_problem(error, file, original)) from None
     if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, (int, str)):

@@ -38,31 +38,31 @@ def within_a_second(check: Callable[..., None], text: str, **kwargs: bool) -> No
     assert used < CPU_SECONDS_PER_INPUT, f"{used:.2f} s of CPU for one input"
 
 
-@fuzz_settings(1500)
+@fuzz_settings(800)
 @given(spec_texts())
 def test_spec_loader_answers_or_reports(text: str) -> None:
     within_a_second(check_spec_text, text, cli_too=False)
 
 
-@fuzz_settings(200)
+@fuzz_settings(100)
 @given(spec_texts())
 def test_validate_exits_0_or_2_with_located_lines(text: str) -> None:
     within_a_second(check_spec_text, text, cli_too=True)
 
 
-@fuzz_settings(500)
+@fuzz_settings(400)
 @given(st.text(max_size=200))
 def test_spec_loader_on_arbitrary_text(text: str) -> None:
     within_a_second(check_spec_text, text, cli_too=False)
 
 
-@fuzz_settings(1500)
+@fuzz_settings(1000)
 @given(HOSTFILES)
 def test_hostfile_parser_answers_or_reports(text: str) -> None:
     within_a_second(check_hostfile_text, text)
 
 
-@fuzz_settings(2000)
+@fuzz_settings(1500)
 @given(hostlist_texts() | st.text(alphabet="n0123456789[]-,x() ", max_size=40))
 def test_slurm_hostlist_parser_answers_or_reports(text: str) -> None:
     within_a_second(check_hostlist_text, text)

@@ -146,4 +146,6 @@ fi
 
 # --- hvdjob itself ----------------------------------------------------------------------------
 "${PIP[@]}" --no-build-isolation -e "$repo[test]" 2>/dev/null || "${PIP[@]}" -e "$repo"
+# The test tools (also in pyproject's [test] extra), in case the editable install fell back to no extras.
+"${PIP[@]}" "pytest>=7" "pytest-timeout" "hypothesis>=6"
 log "done: $("$PY" -c 'import horovod; print("horovod", horovod.__version__)')"

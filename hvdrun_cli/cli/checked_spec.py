@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from hvdrun_cli.cli.spec_options import SpecFlags, overrides_from_flags
+from hvdrun_cli.cli.spec_options import FLAG_KEYS, SpecFlags, overrides_from_flags
 from hvdrun_cli.errors import Problem, SpecError, UserInputError
 from hvdrun_cli.hosts import total_slots
 from hvdrun_cli.launch.planner import HostSource, layout_for, resolve_hosts
+from hvdrun_cli.scriptjob.files import load_spec_file, not_a_spec
 from hvdrun_cli.spec import limits
 from hvdrun_cli.spec.load import SpecReading, ordered, read_spec
 from hvdrun_cli.spec.model import JobSpec
@@ -50,11 +51,19 @@ def load_checked(
     reads its own allocation when it runs. ``sbatch=True`` also checks what the sbatch script needs.
     """
     env = os.environ if environ is None else environ
+    not_spec = not_a_spec(spec_file)  # a script named where a spec goes: say so in one line
+    if not_spec:
+        raise SpecError(not_spec)
     overrides, problems = _overrides(flags)
     try:
         reading = read_spec(spec_file, overrides, env)
     except SpecError as exc:
-        raise SpecError(list(exc.problems) + problems) from None
+        found = list(exc.problems)
+        try:  # a file that is no YAML mapping at all gets the "not a job spec" wording
+            load_spec_file(spec_file, overrides)
+        except SpecError as worded:
+            found = list(worded.problems)
+        raise SpecError(found + problems) from None
     problems += reading.problems
     np: Optional[int] = None
     if not any(_about(p, _HOST_KEYS) for p in reading.problems):
@@ -77,7 +86,7 @@ def _overrides(flags: SpecFlags) -> Tuple[List[Override], List[Problem]]:
             overrides.append(parse_set_option(text))
         except UserInputError as exc:
             problems += exc.problems
-    overrides += overrides_from_flags((), flags.np, flags.launcher, flags.hostfile, flags.hosts)
+    overrides += overrides_from_flags((), **{name: getattr(flags, name) for name in FLAG_KEYS})
     return overrides, problems
 
 

@@ -19,7 +19,7 @@ from hvdrun_cli.spec.cross import cross_check
 from hvdrun_cli.spec.interpolate import interpolate_tree
 from hvdrun_cli.spec.model import JobSpec
 from hvdrun_cli.spec.overrides import Override, apply_overrides
-from hvdrun_cli.spec.yaml_source import Node, locate, read_spec_file
+from hvdrun_cli.spec.yaml_source import Node, locate, parse_yaml, read_spec_file
 
 
 @dataclass
@@ -81,8 +81,35 @@ def read_spec(
     Only a file that cannot be read as YAML at all raises :class:`SpecError` here.
     """
     label = os.fspath(path)
-    cwd = os.getcwd()
     root, problems = read_spec_file(label)
+    return _build(root, problems, label, overrides, environ, source=os.path.abspath(label))
+
+
+def load_spec_text(
+    text: str,
+    label: str,
+    base_dir: str,
+    overrides: Sequence[Override] = (),
+    environ: Optional[Mapping[str, str]] = None,
+) -> JobSpec:
+    """:func:`load_spec` for a spec held in memory (a script job built from the command line).
+
+    ``label`` names it in messages; relative paths in it resolve against ``base_dir``; the
+    resulting spec has no ``source`` file.
+    """
+    root, problems = parse_yaml(text, file=label, base_dir=base_dir)
+    return _build(root, problems, label, overrides, environ, source=None).spec()
+
+
+def _build(
+    root: Optional[Node],
+    problems: List[Problem],
+    label: str,
+    overrides: Sequence[Override],
+    environ: Optional[Mapping[str, str]],
+    source: Optional[str],
+) -> SpecReading:
+    cwd = os.getcwd()
     root = _top_level(root, label, problems)
     problems += apply_overrides(root, overrides, cwd)
     problems += interpolate_tree(root, os.environ if environ is None else environ)
@@ -91,7 +118,7 @@ def read_spec(
     problems += converter.problems
     problems += cross_check(root, data)
     problems += _fill_defaults(root, data, label, cwd)
-    data["source"] = os.path.abspath(label)
+    data["source"] = source
     data["base_dir"] = root.base_dir
     return SpecReading(label, root, data, problems)
 

@@ -92,8 +92,11 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 # Runtime dependencies of horovod and of hvdjob itself (installed before the build: --no-build-isolation).
-"${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "mpi4py" 2>/dev/null \
-  || "${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn"
+# rich: the launcher's progress bar; tensorboard: torch's event writer and the reader tests use;
+# matplotlib: hvdjob report.
+"${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib" \
+  "mpi4py" 2>/dev/null \
+  || "${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib"
 
 # --- Horovod ----------------------------------------------------------------------------------
 build_env=(HOROVOD_WITHOUT_MXNET=1 HOROVOD_WITH_GLOO=1)
@@ -158,4 +161,6 @@ fi
 
 # --- hvdjob itself ----------------------------------------------------------------------------
 "${PIP[@]}" --no-build-isolation -e "$repo[test]" 2>/dev/null || "${PIP[@]}" -e "$repo"
+# The test tools (also in pyproject's [test] extra), in case the editable install fell back to no extras.
+"${PIP[@]}" "pytest>=7" "pytest-timeout" "hypothesis>=6"
 log "done: $("$PY" -c 'import horovod; print("horovod", horovod.__version__)')"

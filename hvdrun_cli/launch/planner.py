@@ -34,6 +34,7 @@ from hvdrun_cli.launch.local import LOOPBACK
 from hvdrun_cli.launch.mpi import build_mpi_plan, mpi_data_plane_env
 from hvdrun_cli.launch.placement import HostPlacement, format_cpulist, place
 from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, env_tuple
+from hvdrun_cli.launch.netif import interface_address
 from hvdrun_cli.launch.rendezvous import routable_address
 from hvdrun_cli.launch.rank_env import default_threads_per_rank, rank_env
 from hvdrun_cli.launch.srun import build_srun_plan
@@ -171,12 +172,15 @@ def decide(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Decision:
     return Decision(source, layout, kind, reason, local, plane, why_gloo)
 
 
-def rendezvous_bind_address(decision: Decision) -> Optional[str]:
-    """Where hvdjob serves the Gloo rendezvous: loopback for local ranks, the routable address for srun."""
+def rendezvous_bind_address(decision: Decision, spec: JobSpec) -> Optional[str]:
+    """Where hvdjob serves the Gloo rendezvous: loopback for local ranks; for srun the one address the
+    job's network interface (or route towards its hosts) has."""
     if decision.kind == LauncherKind.LOCAL:
         return LOOPBACK
     if decision.kind == LauncherKind.SRUN:
-        return routable_address()
+        nics = spec.horovod.network_interfaces
+        on_nic = interface_address(nics[0]) if nics else None
+        return on_nic or routable_address([h.name for h in decision.source.hosts])
     return None
 
 

@@ -30,7 +30,7 @@ def plan_here(
     if spec.elastic is not None:
         return make_plan(spec, environ=env, tools=tools, run_dir=run_dir, run_id=run_id, attempt=attempt)
     decision = decide(spec, env, tools)
-    addr = rendezvous_bind_address(decision)
+    addr = rendezvous_bind_address(decision, spec)
     return make_plan(
         spec,
         environ=env,

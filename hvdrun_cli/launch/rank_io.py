@@ -24,6 +24,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from hvdrun_cli.launch.affinity import bind_rank
+from hvdrun_cli.launch.netif import interface_towards
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
@@ -46,6 +47,7 @@ def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
     with open(layout_path, encoding="utf-8") as fh:
         slot = json.load(fh)[int(procid)]
     return {
+        **gloo_iface_env(environ),
         "HOROVOD_HOSTNAME": slot["hostname"],
         "HOROVOD_RANK": str(slot["rank"]),
         "HOROVOD_SIZE": str(slot["size"]),
@@ -54,6 +56,17 @@ def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
         "HOROVOD_CROSS_RANK": str(slot["cross_rank"]),
         "HOROVOD_CROSS_SIZE": str(slot["cross_size"]),
     }
+
+
+def gloo_iface_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Gloo's interface on this node, when the plan could not name one: the one that reaches the
+    rendezvous host. Without it Gloo announces the address of this node's own name, which is
+    loopback on many clusters, and the ranks on other nodes cannot connect."""
+    addr = environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR", "")
+    if environ.get("HOROVOD_GLOO_IFACE") or not addr:
+        return {}
+    iface = interface_towards(addr)
+    return {"HOROVOD_GLOO_IFACE": iface} if iface else {}
 
 
 def _die_with_parent() -> None:

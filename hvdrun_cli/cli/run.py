@@ -16,6 +16,8 @@ from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
+from hvdrun_cli.cli.terminal_options import check_rank_selection, rank_selection_option
+from hvdrun_cli.launch.terminal import TerminalOptions
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec import load_spec
 
@@ -35,6 +37,8 @@ def checked(plan: LaunchPlan) -> LaunchPlan:
 @click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
 @click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
+@rank_selection_option
+@click.option("--fold/--no-fold", default=None, help="Show identical lines of several ranks once, as [0-7] text (default: on from 4 ranks).")
 @clean_errors
 def run(
     spec_path: str,
@@ -44,6 +48,8 @@ def run(
     max_restarts: Optional[int],
     progress_timeout: Optional[int],
     quiet: bool,
+    ranks: Optional[frozenset],
+    fold: Optional[bool],
     spec_flags: SpecFlags,
 ) -> None:
     """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
@@ -51,6 +57,7 @@ def run(
     run_id = new_run_id()
     directory = planned_run_dir(spec, run_id, run_dir)
     first_plan = plan_here(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists
+    check_rank_selection(ranks, first_plan.np)
     if dry_run:
         if as_json:
             echo_json(first_plan.to_dict())
@@ -75,9 +82,10 @@ def run(
         quiet=quiet,
         progress_timeout_s=timeout,
         on_plan=save_plan,
+        view=TerminalOptions(ranks, fold),
+        resumes=spec.managed and spec.checkpoint.resume != "never",
     )
     write_result(directory, result)
     if not result.ok:
-        lines = [result.message] + [f"    {line}" for line in result.tail]
-        raise JobFailed("\n".join(lines), exit_code=result.exit_code)
+        raise JobFailed("\n".join(result.report_lines()), exit_code=result.exit_code)
     click.echo(f"hvdjob: {spec.name}: finished in {result.wall_time_s:.1f} s; logs in {directory}", err=True)

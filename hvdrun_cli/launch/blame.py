@@ -28,10 +28,11 @@ _STOPPED = ("SIGTERM", "SIGINT", "SIGHUP")
 
 
 def consequence_of_peer(tail: Sequence[str]) -> Optional[str]:
-    """The line that shows this rank failed because a peer failed, if any."""
+    """What shows that this rank failed because a peer failed (e.g. "Horovod has been shut down"), if anything."""
     for line in reversed(tail):
-        if _CONSEQUENCE.search(line):
-            return line.strip()
+        match = _CONSEQUENCE.search(line)
+        if match:
+            return match.group(0)
     return None
 
 
@@ -52,9 +53,9 @@ def rank_failures(
     own_errors = [e for e in failed if e.signal_name not in _STOPPED and not consequence_of_peer(tail_of(e.rank))]
 
     def why_secondary(end: "RankEnd") -> str:
-        line = consequence_of_peer(tail_of(end.rank))
-        if line:
-            return line if len(line) <= 120 else line[:117] + "..."
+        seen = consequence_of_peer(tail_of(end.rank))
+        if seen:
+            return f"a consequence: {seen}"
         if end.signal_name in _STOPPED and own_errors:
             return "stopped with the job"
         return ""

@@ -41,7 +41,7 @@ STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM 
 POLL_S = 0.1
 # A failure that looks like a consequence (Horovod shut down, peer lost) waits this long for the
 # failure that caused it to be reported, so the first line printed names the right rank.
-BLAME_WINDOW_S = 1.0
+BLAME_WINDOW_S = 3.0
 EXIT_STALLED = 124  # like timeout(1)
 
 

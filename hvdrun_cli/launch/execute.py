@@ -109,6 +109,7 @@ class Execution:
     def run(self) -> JobResult:
         started = time.monotonic()
         previous = self._install_signal_handlers() if self._install_handlers else {}
+        result: Optional[JobResult] = None
         try:
             self.router.log(f"attempt {self.plan.attempt + 1}: run {self.plan.run_id}, launcher {self.plan.launcher}, "
                             f"{self.plan.np} ranks, hvdjob pid {os.getpid()}")
@@ -128,6 +129,8 @@ class Execution:
                 self._rendezvous.stop()
             for thread in self._threads:
                 thread.join(timeout=5)
+            if result is not None:
+                self.router.log(f"ended: exit code {result.exit_code}: {result.message}")
             self.router.close()
         return JobResult(
             exit_code=result.exit_code,

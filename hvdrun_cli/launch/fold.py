@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-FOLD_WINDOW_S = 1.0  # identical lines this far apart still fold (ranks on a busy machine drift)
+FOLD_WINDOW_S = 2.0  # identical lines this far apart still fold (ranks on a busy machine drift)
 FOLD_FROM_RANKS = 4  # folding is on by default for jobs with this many ranks on the terminal
 
 Folded = Tuple[Tuple[int, ...], str]  # (ranks, text)

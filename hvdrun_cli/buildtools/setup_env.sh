@@ -92,8 +92,11 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 # Runtime dependencies of horovod and of hvdjob itself (installed before the build: --no-build-isolation).
-"${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "mpi4py" 2>/dev/null \
-  || "${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn"
+# rich: the launcher's progress bar; tensorboard: torch's event writer and the reader tests use;
+# matplotlib: hvdjob report.
+"${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib" \
+  "mpi4py" 2>/dev/null \
+  || "${PIP[@]}" "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib"
 
 # --- Horovod ----------------------------------------------------------------------------------
 build_env=(HOROVOD_WITHOUT_MXNET=1 HOROVOD_WITH_GLOO=1)

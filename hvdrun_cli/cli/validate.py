@@ -13,7 +13,7 @@ from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.launch.planner import layout_for, resolve_hosts
-from hvdrun_cli.spec import load_spec
+from hvdrun_cli.scriptjob.files import load_spec_file
 from hvdrun_cli.spec.model import JobSpec
 
 
@@ -25,7 +25,7 @@ from hvdrun_cli.spec.model import JobSpec
 def validate(spec_file: str, spec_flags: SpecFlags, as_json: bool) -> None:
     """Check JOB.yaml (with any overrides) and report every problem with its file:line and key."""
     try:
-        spec = load_spec(spec_file, spec_flags.overrides())
+        spec = load_spec_file(spec_file, spec_flags.overrides())
         check_hosts(spec)
     except UserInputError as exc:
         if not as_json:

@@ -12,9 +12,10 @@ import dataclasses
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, Optional, TextIO
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
 from hvdrun_cli.launch.execute import EXIT_PREEMPTED, Execution, JobResult
+from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.terminal import TerminalOptions
 
@@ -57,11 +58,16 @@ def run_attempts(
     quiet: bool = False,
     progress_timeout_s: Optional[float] = None,
     on_plan: Optional[Callable[[LaunchPlan], None]] = None,
+    on_execution: Optional[Callable[[Execution], None]] = None,
+    observers: Sequence[LineObserver] = (),
     view: Optional[TerminalOptions] = None,
     resumes: bool = False,
 ) -> JobResult:
-    """Run attempts until one needs no restart; ``resumes``: ranks resume from hvdjob's checkpoints
-    (managed training), which is what the relaunch message then says."""
+    """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first.
+
+    ``view``: what the terminal shows (ranks, folding); ``resumes``: ranks resume from hvdjob's
+    checkpoints (managed training), which is what the relaunch message then says.
+    """
     attempt = 0
     failures: List[JobResult] = []
     with _GapSignals() as gap:
@@ -71,6 +77,8 @@ def run_attempts(
                 on_plan(plan)
             execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s,
                                   view=view)
+            for observer in observers:
+                execution.router.add_observer(observer)
             if failures:
                 previous = failures[-1]
                 since = f" {time.monotonic() - previous.failed_at:.1f} s after the failure" if previous.failed_at else ""
@@ -79,6 +87,8 @@ def run_attempts(
                        "the script starts again (it resumes only from checkpoints it saves itself)")
                 execution.router.note(f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
                                       f"{how}")
+            if on_execution:
+                on_execution(execution)
             result = execution.run()
             if not should_restart(result, attempt, max_restarts):
                 return _final(result, attempt, max_restarts)

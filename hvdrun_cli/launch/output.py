@@ -35,6 +35,8 @@ _START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
 _PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
+# A rank line that starts with this goes to the rank log only (e.g. hvdjob's own traceback frames).
+LOG_ONLY_MARK = "hvdjob-log-only: "
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
 # job keeps printing them, so they are output but never progress.
 _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
@@ -65,6 +67,16 @@ class ProgressMark:
 
 
 ProgressObserver = Callable[[int, ProgressMark], None]
+
+
+def log_only(line: str) -> str:
+    """``line`` marked for the rank log only: the launcher keeps it there and does not show it."""
+    return LOG_ONLY_MARK + line
+
+
+# Called with (rank, text) for every rank line the router records, bookkeeping lines included
+# (progress marks, start and end lines; not live ``\r`` updates), under the router's lock: keep it quick.
+LineObserver = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,8 @@ class OutputRouter:
         self._launcher_log: IO[str] = open(os.path.join(run_dir, "launcher.log"), "a", encoding="utf-8")
         self._tails: Dict[int, Deque[str]] = {}
         self.first_error_at: Dict[int, float] = {}  # when each rank's first error line was seen
-        self._observers: List[ProgressObserver] = []
+        self._progress_observers: List[ProgressObserver] = []
+        self._observers: List[LineObserver] = []
         self.ends: List[RankEnd] = []
         self.rank_pids: Dict[int, int] = {}
         self.rank_hosts: Dict[int, str] = {}
@@ -127,6 +140,11 @@ class OutputRouter:
 
     def add_progress_observer(self, observer: ProgressObserver) -> None:
         """Call ``observer(rank, mark)`` for every progress mark (see the module docstring)."""
+        with self._lock:
+            self._progress_observers.append(observer)
+
+    def add_observer(self, observer: LineObserver) -> None:
+        """Call ``observer(rank, text)`` for every rank line recorded (see :data:`LineObserver`)."""
         with self._lock:
             self._observers.append(observer)
 
@@ -150,7 +168,9 @@ class OutputRouter:
             shown, mark = self._record(rank, body)
             if shown is not None:
                 self._view.rank_line(rank, body, always=shown)
-            observers = list(self._observers) if mark else []
+            for line_observer in self._observers:
+                line_observer(rank, body)
+            observers = list(self._progress_observers) if mark else []
         for observer in observers:
             observer(rank, mark)  # type: ignore[arg-type]
 
@@ -172,12 +192,17 @@ class OutputRouter:
             self.last_progress[rank] = self.last_output[rank] = now
             fields = dict(item.split("=", 1) for item in mark.group(2).split())
             return None, ProgressMark(int(mark.group(1)), fields, now)
+        log_only_line = body.startswith(LOG_ONLY_MARK)
+        if log_only_line:
+            body = body[len(LOG_ONLY_MARK):]
         log = self._logs.get(rank)
         if log is None:
             log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
         log.write(body + "\n")
         log.flush()
         self.last_output[rank] = now
+        if log_only_line:
+            return None, None
         end = _END_LINE.match(body)
         if end:
             code = int(end.group(2)) if end.group(2) is not None else None

@@ -18,7 +18,7 @@ from hvdrun_cli.spec.cross import cross_check
 from hvdrun_cli.spec.interpolate import interpolate_tree
 from hvdrun_cli.spec.model import JobSpec
 from hvdrun_cli.spec.overrides import Override, apply_overrides
-from hvdrun_cli.spec.yaml_source import Node, read_spec_file
+from hvdrun_cli.spec.yaml_source import Node, parse_yaml, read_spec_file
 
 
 def load_spec(
@@ -33,8 +33,35 @@ def load_spec(
     against the current directory. Raises :class:`SpecError` listing every problem found.
     """
     label = os.fspath(path)
-    cwd = os.getcwd()
     root, problems = read_spec_file(label)
+    return _build(root, problems, label, overrides, environ, source=os.path.abspath(label))
+
+
+def load_spec_text(
+    text: str,
+    label: str,
+    base_dir: str,
+    overrides: Sequence[Override] = (),
+    environ: Optional[Mapping[str, str]] = None,
+) -> JobSpec:
+    """:func:`load_spec` for a spec held in memory (a script job built from the command line).
+
+    ``label`` names it in messages; relative paths in it resolve against ``base_dir``; the
+    resulting spec has no ``source`` file.
+    """
+    root, problems = parse_yaml(text, file=label, base_dir=base_dir)
+    return _build(root, problems, label, overrides, environ, source=None)
+
+
+def _build(
+    root: Optional[Node],
+    problems: List[Problem],
+    label: str,
+    overrides: Sequence[Override],
+    environ: Optional[Mapping[str, str]],
+    source: Optional[str],
+) -> JobSpec:
+    cwd = os.getcwd()
     root = _top_level(root, label, problems)
     problems += apply_overrides(root, overrides, cwd)
     problems += interpolate_tree(root, os.environ if environ is None else environ)
@@ -45,7 +72,7 @@ def load_spec(
     problems += _fill_defaults(root, data, label, cwd)
     if problems:
         raise SpecError(_in_reading_order(problems, label))
-    data["source"] = os.path.abspath(label)
+    data["source"] = source
     data["base_dir"] = root.base_dir
     return JobSpec.from_dict(data)
 

@@ -40,6 +40,7 @@ class TrainSpec:
     max_steps: Optional[int] = None  # stop after this many optimizer steps (all epochs)
     log_interval: int = 10  # steps between progress lines / metrics.jsonl records
     validate: bool = True
+    tensorboard: bool = True  # rank 0 writes TensorBoard event files to <run dir>/tensorboard
     mixed_precision: bool = False
     seed: int = 42
     deterministic: bool = False

@@ -51,6 +51,26 @@ def test_user_script_runs_on_every_task_under_srun(slurm_cluster: SlurmCluster, 
         assert f"hello from task {task} of job {job_id}" in output
 
 
+def test_a_script_submitted_without_a_spec_runs_under_srun(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    """``hvdjob submit --np 2 SCRIPT ARGS``: the spec it writes into the job's directory is what runs."""
+    (tmp_path / "hello.py").write_text(
+        "import os, sys\n"
+        "import horovod.torch  # only read by hvdjob to tell the framework; never initialised here\n"
+        "print('task', os.environ['SLURM_PROCID'], 'says', *sys.argv[1:], flush=True)\n"
+    )
+    result = hvdjob(slurm_cluster, tmp_path, "submit", "--np", "2", "--set", "slurm.partition=debug",
+                    "--set", "slurm.time=00:05:00", "--set", "slurm.ntasks_per_node=2", "hello.py", "hi", "--there")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = result.stdout.split()[2]
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
+    assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
+    output = job_output(slurm_cluster, tmp_path, job_id)
+    for task in ("0", "1"):
+        assert f"task {task} says hi --there" in output
+    (spec,) = (tmp_path / "runs" / "hello" / "slurm").glob("*/job.yaml")
+    assert hvdjob(slurm_cluster, tmp_path, "validate", str(spec)).returncode == 0
+
+
 STOPPABLE_SCRIPT = """\
 import os, signal, sys, time
 from pathlib import Path

@@ -48,6 +48,7 @@ def blame_job(jobs: JobRunner, launcher: str, *args: str, restarts: int = 0) -> 
     return str(spec)
 
 
+@pytest.mark.timeout(60 * REPEATS)  # 20 launches outlast the suite's 600 s per test on a busy machine
 @pytest.mark.parametrize("launcher", ["gloo", "mpi"])
 def test_the_raising_rank_is_named_with_its_own_exception_in_every_run(jobs: JobRunner, launcher: str,
                                                                        measure) -> None:

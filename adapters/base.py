@@ -11,21 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
+from hvdrun_cli.contract import ENV_ATTEMPT, ENV_PARAM_DUMP, ENV_RUN_DIR, ENV_SPEC, EXIT_STOPPED  # noqa: F401
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
-
-# Exit code of a rank that stopped on request (SIGUSR1/SIGTERM) after rank 0 saved a checkpoint.
-# The launcher treats it as "resume will continue" (EX_TEMPFAIL in sysexits.h).
-EXIT_STOPPED = 75
-
-# Environment contract with the launcher.
-ENV_SPEC = "HVDJOB_SPEC"
-ENV_RUN_DIR = "HVDJOB_RUN_DIR"
-ENV_ATTEMPT = "HVDJOB_ATTEMPT"
-# HVDJOB_PARAM_DUMP=<directory>: at the end of managed training each rank writes its final
-# parameters' values there (``rank<N>.npy``, flattened float64) so tools can compare ranks:
-# ``hvdjob smoke`` checks that every rank holds identical weights; tests compare a resumed run
-# with an uninterrupted one.
-ENV_PARAM_DUMP = "HVDJOB_PARAM_DUMP"
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
+from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, param_dump_name
+
 from .base import RankContext
 from .checkpoint import atomic_write_json
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
 
 
 def _round(value: Optional[float], digits: int = 6) -> Optional[float]:
@@ -130,6 +130,6 @@ def dump_parameters(directory: str, rank: int, arrays: "list") -> str:
 
     os.makedirs(directory, exist_ok=True)
     flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) if arrays else np.zeros(0)
-    path = os.path.join(directory, f"rank{rank}.npy")
+    path = os.path.join(directory, param_dump_name(rank))
     np.save(path, flat)
     return path

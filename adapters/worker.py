@@ -19,7 +19,9 @@ from typing import Dict, Optional, Type
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
 
-from .base import ENV_SPEC, EXIT_STOPPED, Adapter, LaunchInfo, StopRequested
+from hvdrun_cli.contract import ENV_SPEC, EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED
+
+from .base import Adapter, LaunchInfo, StopRequested
 from .rankenv import env_rank, export_thread_env, process_start_unix_time, threads_per_rank
 
 # Imported by name so that choosing one framework never imports the other.
@@ -70,7 +72,7 @@ def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
         print(f"hvdjob: rank {ctx.rank}: stopped at step {stop.summary.get('steps')}; "
               f"exiting with {EXIT_STOPPED} so a resume continues from the checkpoint", flush=True)
         return EXIT_STOPPED
-    return 0
+    return EXIT_OK
 
 
 def main() -> int:
@@ -90,11 +92,11 @@ def main() -> int:
         from .script_mode import run_script
 
         run_script(spec.script or "", spec.args)
-        return 0
+        return EXIT_OK
     except UserInputError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

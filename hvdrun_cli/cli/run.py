@@ -9,6 +9,7 @@ import click
 
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
+from hvdrun_cli.contract import PLAN_FILE
 from hvdrun_cli.errors import JobFailed
 from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.plan import LaunchPlan
@@ -65,7 +66,7 @@ def run(
     timeout = progress_timeout or spec.watchdog.progress_timeout_seconds
 
     def save_plan(plan: LaunchPlan) -> None:
-        write_json_atomic(os.path.join(directory, "plan.json"), plan.to_dict())
+        write_json_atomic(os.path.join(directory, PLAN_FILE), plan.to_dict())
 
     click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
     result = run_attempts(

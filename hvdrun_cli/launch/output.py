@@ -14,14 +14,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO, Deque, Dict, List, Optional, TextIO
 
+from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, parse_ended, parse_labelled, parse_progress_mark,
+                                 parse_started, progress_mark, rank_log_name)
+
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
 _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
-_RANK_LINE = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
-_END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
-_START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
-_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)$")
+__all__ = ["EXIT_CHECKPOINTED", "OutputRouter", "RankEnd", "StallReport", "progress_mark", "pump"]
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
 # job keeps printing them, so they are output but never progress.
 _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
@@ -30,15 +30,10 @@ _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
 _MISSING_HEADER = "Missing ranks:"
 _MISSING_LINE = re.compile(r"^(\d+)!?: \[(.*)\]$")
 TAIL_LINES = 20
-EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resume continues
+EXIT_CHECKPOINTED = EXIT_STOPPED  # a rank saved a checkpoint and stopped on request; resume continues
 # Once ranks stop with a checkpoint, launchers (srun --kill-on-bad-exit, mpirun) may terminate the
 # slower peers: such deaths are part of the orderly stop, not failures.
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
-
-
-def progress_mark(step: int) -> str:
-    """The line a rank prints to tell the launcher's watchdog it is still training."""
-    return f"hvdjob: at step {step}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,7 @@ class OutputRouter:
         self._quiet = quiet
         self._lock = threading.Lock()
         self._logs: Dict[int, IO[str]] = {}
-        self._launcher_log: IO[str] = open(os.path.join(run_dir, "launcher.log"), "a", encoding="utf-8")
+        self._launcher_log: IO[str] = open(os.path.join(run_dir, LAUNCHER_LOG), "a", encoding="utf-8")
         self._tails: Dict[int, Deque[str]] = {}
         self.ends: List[RankEnd] = []
         self.rank_pids: Dict[int, int] = {}
@@ -92,28 +87,28 @@ class OutputRouter:
         self._in_missing_block: Dict[int, Dict[int, str]] = {}
 
     def rank_log_path(self, rank: int) -> str:
-        return os.path.join(self._run_dir, f"rank.{rank}.log")
+        return os.path.join(self._run_dir, rank_log_name(rank))
 
     def feed(self, raw: bytes) -> None:
         text = raw.decode("utf-8", errors="replace").rstrip("\n")
         text = _HOROVODRUN_PREFIX.sub("", text, count=1)
-        match = _RANK_LINE.match(text)
+        labelled = parse_labelled(text)
         with self._lock:
-            if not match:
+            if not labelled:
                 self._launcher_log.write(text + "\n")
                 self._launcher_log.flush()
                 self._show(text)
                 return
-            rank, body = int(match.group(1)), match.group(2)
+            rank, body = labelled
             if self._record(rank, body):
                 self._show(f"[{rank}] {body}")
 
     def _record(self, rank: int, body: str) -> bool:
         """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
         now = time.monotonic()
-        mark = _PROGRESS_MARK.match(body)
-        if mark:
-            self.progress_step[rank] = int(mark.group(1))
+        mark = parse_progress_mark(body)
+        if mark is not None:
+            self.progress_step[rank] = mark
             self.last_progress[rank] = self.last_output[rank] = now
             return False
         log = self._logs.get(rank)
@@ -122,16 +117,15 @@ class OutputRouter:
         log.write(body + "\n")
         log.flush()
         self.last_output[rank] = now
-        end = _END_LINE.match(body)
+        end = parse_ended(body)
         if end:
-            code = int(end.group(2)) if end.group(2) is not None else None
-            ended = RankEnd(int(end.group(1)), code, end.group(3), now)
+            ended = RankEnd(end.rank, end.exit_code, end.signal_name, now)
             self.ends.append(ended)
             return ended.failed
-        start = _START_LINE.match(body)
+        start = parse_started(body)
         if start:
-            self.rank_pids[int(start.group(1))] = int(start.group(2))
-            self.rank_hosts[int(start.group(1))] = start.group(3)
+            self.rank_pids[start.rank] = start.pid
+            self.rank_hosts[start.rank] = start.host
             return False
         if not self._note_stall_report(rank, body, now) and not _HOROVOD_LOG.match(body):
             self.last_progress[rank] = now

@@ -15,7 +15,6 @@ It also asks the kernel to kill the rank if the supervisor itself dies, so no ra
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import socket
@@ -23,9 +22,11 @@ import subprocess
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
+                                 exited_line, killed_line, rank_label, started_line)
+
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
-RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
 
 
 def detect_rank(environ: Mapping[str, str]) -> str:
@@ -37,21 +38,12 @@ def detect_rank(environ: Mapping[str, str]) -> str:
 
 def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
     """Horovod Gloo rank variables for this Slurm task, from the layout file the plan wrote."""
-    layout_path = environ.get("HVDJOB_GLOO_LAYOUT")
+    layout_path = environ.get(ENV_GLOO_LAYOUT)
     procid = environ.get("SLURM_PROCID")
     if not layout_path or procid is None or "HOROVOD_RANK" in environ:
         return {}
     with open(layout_path, encoding="utf-8") as fh:
-        slot = json.load(fh)[int(procid)]
-    return {
-        "HOROVOD_HOSTNAME": slot["hostname"],
-        "HOROVOD_RANK": str(slot["rank"]),
-        "HOROVOD_SIZE": str(slot["size"]),
-        "HOROVOD_LOCAL_RANK": str(slot["local_rank"]),
-        "HOROVOD_LOCAL_SIZE": str(slot["local_size"]),
-        "HOROVOD_CROSS_RANK": str(slot["cross_rank"]),
-        "HOROVOD_CROSS_SIZE": str(slot["cross_size"]),
-    }
+        return decode_layout_slot(fh.read(), int(procid))
 
 
 def _die_with_parent() -> None:
@@ -86,15 +78,15 @@ def describe_end(rank: str, returncode: int) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"hvdjob: rank {rank} was killed by {name}"
-    return f"hvdjob: rank {rank} exited with code {returncode}"
+        return killed_line(rank, name)
+    return exited_line(rank, returncode)
 
 
 def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> int:
     env = dict(os.environ if environ is None else environ)
     env.update(slurm_gloo_env(env))
     rank = detect_rank(env)
-    prefix = f"[{rank}] ".encode()
+    prefix = rank_label(rank).encode()
     out = sys.stdout.buffer
 
     def emit(data: bytes) -> None:
@@ -114,7 +106,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
             preexec_fn=_die_with_parent,
         )
     except OSError as exc:
-        emit(f"hvdjob: rank {rank} could not start {command[0]}: {exc}\n".encode())
+        emit((could_not_start_line(rank, command[0], exc) + "\n").encode())
         return 127
 
     def forward(signum: int, _frame: object) -> None:
@@ -126,7 +118,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, forward)
 
-    emit(f"hvdjob: rank {rank} started (pid {child.pid} on {socket.gethostname()})\n".encode())
+    emit((started_line(rank, child.pid, socket.gethostname()) + "\n").encode())
     assert child.stdout is not None
     for line in iter(child.stdout.readline, b""):
         emit(line if line.endswith(b"\n") else line + b"\n")

@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import Optional
 
+from hvdrun_cli.contract import LATEST_LINK
 from hvdrun_cli.spec.model import JobSpec
 
 
@@ -27,7 +28,7 @@ def planned_run_dir(spec: JobSpec, run_id: str, explicit: Optional[str] = None) 
 def create_run_dir(path: str) -> None:
     """Create the run directory and point ``<run_root>/<name>/latest`` at it."""
     os.makedirs(path, exist_ok=True)
-    link = os.path.join(os.path.dirname(path), "latest")
+    link = os.path.join(os.path.dirname(path), LATEST_LINK)
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
         os.symlink(os.path.basename(path), tmp)

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TextIO
 
+from hvdrun_cli.contract import PLAN_FILE
 from hvdrun_cli.launch.execute import Execution
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
@@ -70,7 +71,7 @@ def run_launch(spec: JobSpec, tools: Tools, run_dir: str, label: str, deadline: 
     plan = plan_launch(spec, tools, run_dir)
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(os.path.join(run_dir, SPEC_JSON), spec.to_dict())
-    write_json_atomic(os.path.join(run_dir, "plan.json"), plan.to_dict())
+    write_json_atomic(os.path.join(run_dir, PLAN_FILE), plan.to_dict())
     execution = Execution(plan, terminal=terminal, quiet=not echo,
                           progress_timeout_s=spec.watchdog.progress_timeout_seconds)
     with _TimeLimit(execution, remaining, terminal) as limit:

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
-from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, param_dump_name
+from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, Summary, param_dump_name
 
 from .base import RankContext
 from .checkpoint import atomic_write_json
@@ -59,8 +59,15 @@ class Reporter:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def progress(self, *, epoch: int, global_step: int, loss: float, accuracy: float, lr: float,
-                 samples_done: int) -> None:
-        """One progress line and metrics record; ``samples_done`` counts all ranks since training began."""
+                 samples_done: int, step_time_s: Optional[float] = None,
+                 allreduce_wait_s: Optional[float] = None) -> None:
+        """One progress line and metrics record; ``samples_done`` counts all ranks since training began.
+
+        ``step_time_s``: this window's mean wall time per optimizer step on this rank;
+        ``allreduce_wait_s``: of that, the mean time per step spent waiting in allreduces (gradients,
+        metrics, stop agreement), where the backend can measure it. The engine measures both per
+        window (never per step with a host sync), so a run record hooked in here sees them.
+        """
         now = time.time()
         elapsed = now - self.train_start
         interval = max(now - self._mark_time, 1e-9)
@@ -68,11 +75,13 @@ class Reporter:
         self._mark_time, self._mark_samples = now, samples_done
         if not self.enabled:
             return
-        print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{self.total_steps} loss {loss:.4f} "
+        total = self.total_steps or "?"
+        print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{total} loss {loss:.4f} "
               f"accuracy {accuracy:.4f} lr {lr:.5g} {rate:,.0f} samples/s elapsed {elapsed:.1f}s", flush=True)
         self._append({"kind": "train", "time": now, "epoch": epoch + 1, "step": global_step,
                       "total_steps": self.total_steps, "loss": _round(loss), "accuracy": _round(accuracy),
-                      "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3)})
+                      "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3),
+                      "step_time_s": _round(step_time_s, 7), "allreduce_wait_s": _round(allreduce_wait_s, 7)})
 
     def validation(self, *, epoch: int, global_step: int, loss: float, accuracy: float) -> None:
         if not self.enabled:
@@ -93,27 +102,15 @@ class Reporter:
         """Build the end-of-run summary (same dict on every rank); rank 0 writes it atomically."""
         now = time.time()
         train_time = max(now - self.train_start, 1e-9) if self.first_step_unix_time else 0.0
-        result: Dict[str, Any] = {
-            "framework": framework,
-            "status": status,
-            "world_size": self.ctx.size,
-            "attempt": self.ctx.attempt,
-            "steps": steps,
-            "epochs": _round(epochs_done, 4),
-            "samples": samples,
-            "train_loss": _round(train_loss),
-            "train_accuracy": _round(train_accuracy),
-            "val_loss": _round(val_loss),
-            "val_accuracy": _round(val_accuracy),
-            "samples_per_sec": _round(samples / train_time, 2) if train_time else None,
-            "train_time_s": _round(train_time, 3),
-            "wall_time_s": _round(now - process_start, 3),
-            "resumed_from_step": resumed_from_step,
-            "first_step_unix_time": self.first_step_unix_time,
-            "process_start_unix_time": process_start,
-            "checkpoint": checkpoint,
-            **(extra or {}),
-        }
+        result = Summary(
+            framework=framework, status=status, world_size=self.ctx.size, attempt=self.ctx.attempt, steps=steps,
+            epochs=_round(epochs_done, 4), samples=samples, train_loss=_round(train_loss),
+            train_accuracy=_round(train_accuracy), val_loss=_round(val_loss), val_accuracy=_round(val_accuracy),
+            samples_per_sec=_round(samples / train_time, 2) if train_time else None,
+            train_time_s=_round(train_time, 3), wall_time_s=_round(now - process_start, 3),
+            resumed_from_step=resumed_from_step, first_step_unix_time=self.first_step_unix_time,
+            process_start_unix_time=process_start, checkpoint=checkpoint, extra=dict(extra or {}),
+        ).to_dict()
         if self.enabled:
             atomic_write_json(self.summary_path, result)
         return result

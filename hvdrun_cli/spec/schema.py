@@ -133,6 +133,8 @@ CHECKS: Dict[str, Check] = {
     "train.weight_decay": at_least(0),
     "train.max_steps": at_least(1),
     "train.log_interval": at_least(1),
+    "train.loader.num_workers": at_least(0),
+    "train.loader.prefetch_factor": at_least(1),
     "horovod.backward_passes_per_step": at_least(1),
     "horovod.gradient_predivide_factor": positive,
     "horovod.fusion_threshold_mb": at_least(0),
@@ -235,10 +237,14 @@ def _fields_of(cls: type, prefix: str) -> Dict[str, Field]:
 
 
 def _all_sections() -> Dict[str, Dict[str, Field]]:
+    """Every section by dotted path, nested ones (``train.loader``) included."""
     sections = {"": _fields_of(model.JobSpec, "")}
-    for field in list(sections[""].values()):
-        if field.kind == "section":
-            sections[field.path] = _fields_of(field.section, f"{field.path}.")  # type: ignore[arg-type]
+    pending = [""]
+    while pending:
+        for field in list(sections[pending.pop()].values()):
+            if field.kind == "section":
+                sections[field.path] = _fields_of(field.section, f"{field.path}.")  # type: ignore[arg-type]
+                pending.append(field.path)
     return sections
 
 

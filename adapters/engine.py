@@ -97,6 +97,7 @@ class Engine(StepDriver):
         self._epoch_start_global = 0
         self._epoch_local_steps = 0
         self._cut = False
+        self._awaiting_first_step = True
         self._batches_at_epoch_start = 0
         self._window_time = 0.0
         self._window_step = 0
@@ -164,7 +165,6 @@ class Engine(StepDriver):
         self._epoch_local_steps = 0
         self._cut = False
         self._batches_at_epoch_start = self.backend.batches_done
-        self.reporter.first_step()
         if self.counting.even_by_construction:
             self.even, self.safe_until = True, 1 << 62
         else:
@@ -214,6 +214,10 @@ class Engine(StepDriver):
     # ----- steps (called by the backend) ----------------------------------------------------------
 
     def begin_step(self) -> float:
+        if self._awaiting_first_step:  # start-up ends here (Keras traces its step function before this)
+            self._awaiting_first_step = False
+            self.reporter.first_step()
+            self._window_time = time.perf_counter()
         self.lr = lr = self.schedule.at(self.global_step)
         return lr
 

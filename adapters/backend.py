@@ -129,12 +129,13 @@ class Backend(abc.ABC):
         """Every rank's value, in rank order."""
 
     @abc.abstractmethod
-    def join(self) -> None:
-        """Wait until every rank has run out of batches; meanwhile take part in the others' allreduces."""
+    def join(self) -> int:
+        """Wait until every rank has run out of batches; meanwhile take part in the others' allreduces
+        (with zeros). Returns the rank that joined last, the one that trained longest."""
 
     @abc.abstractmethod
-    def broadcast_state(self, optimizer_has_state: bool) -> None:
-        """Make every rank's model and optimizer equal to rank 0's."""
+    def broadcast_state(self, optimizer_has_state: bool, root_rank: int = 0) -> None:
+        """Make every rank's model and optimizer equal to ``root_rank``'s."""
 
     # ----- state --------------------------------------------------------------------------------
 

@@ -183,7 +183,8 @@ class Engine(StepDriver):
         """After this rank's last batch: wait for the others, agree on stop/steps, validate a finished epoch."""
         backend, size = self.backend, self.ctx.size
         if not self.even:
-            backend.join()
+            # Ranks that ran out stopped applying updates: take the state of the one that trained longest.
+            backend.broadcast_state(True, backend.join())
         started = time.perf_counter()
         vector = [1.0 if self.stopping else 0.0, 1.0 if self._cut else 0.0]
         vector += one_hot(size, self.ctx.rank, self._epoch_local_steps)

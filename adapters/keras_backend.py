@@ -192,12 +192,12 @@ class KerasBackend(Backend):
     def allgather_object(self, obj: Any) -> List[Any]:
         return hvd_tf.allgather_object(obj)
 
-    def join(self) -> None:
-        hvd_tf.join()
+    def join(self) -> int:
+        return int(hvd_tf.join())
 
-    def broadcast_state(self, optimizer_has_state: bool) -> None:
-        hvd_tf.broadcast_variables(self.model.variables, root_rank=0)
-        hvd_tf.broadcast_variables(keras_state.optimizer_variables(self.optimizer), root_rank=0)
+    def broadcast_state(self, optimizer_has_state: bool, root_rank: int = 0) -> None:
+        hvd_tf.broadcast_variables(self.model.variables, root_rank=root_rank)
+        hvd_tf.broadcast_variables(keras_state.optimizer_variables(self.optimizer), root_rank=root_rank)
 
     # ----- state ----------------------------------------------------------------------------------
 

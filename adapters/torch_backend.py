@@ -190,16 +190,16 @@ class TorchBackend(Backend):
     def allgather_object(self, obj: Any) -> List[Any]:
         return hvd.allgather_object(obj)
 
-    def join(self) -> None:
-        hvd.join()
+    def join(self) -> int:
+        return int(hvd.join())
 
-    def broadcast_state(self, optimizer_has_state: bool) -> None:
+    def broadcast_state(self, optimizer_has_state: bool, root_rank: int = 0) -> None:
         # Optimizer state first: Horovod initialises empty optimizer state on the other ranks with a
         # zero-gradient step, which (with weight decay) moves their weights; the parameter broadcast
         # below then overwrites them. A fresh start skips this entirely for the same reason.
         if optimizer_has_state:
-            hvd.broadcast_optimizer_state(self.optimizer, root_rank=0)
-        hvd.broadcast_parameters(self.model.state_dict(), root_rank=0)
+            hvd.broadcast_optimizer_state(self.optimizer, root_rank=root_rank)
+        hvd.broadcast_parameters(self.model.state_dict(), root_rank=root_rank)
 
     # ----- state ----------------------------------------------------------------------------------
 

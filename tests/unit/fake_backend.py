@@ -88,13 +88,16 @@ class FakeWorld:
         return self.collective(rank, "allgather", obj, lambda parts: [parts[r] for r in range(self.size)],
                                joinable=False)
 
-    def join(self, rank: int) -> None:
+    def join(self, rank: int) -> int:
+        """Like ``hvd.join``: returns the rank that joined last."""
         with self.cond:
             generation = self.join_generation
             self.joined.add(rank)
+            self.last_joined = rank
             if self.submitted:
                 self._maybe_complete()  # the others' pending allreduce no longer waits for this rank
             if len(self.joined) == self.size:
+                self.join_result = self.last_joined
                 self.joined = set()
                 self.join_generation += 1
                 self.log.append("join")
@@ -102,6 +105,7 @@ class FakeWorld:
             while self.join_generation == generation:
                 if not self.cond.wait(self.timeout):
                     raise TimeoutError(f"rank {rank} waits in join; submitted: {self._names()}")
+            return self.join_result
 
 
 @dataclass
@@ -196,13 +200,12 @@ class FakeBackend(Backend):
     def allgather_object(self, obj: Any) -> List[Any]:
         return self.world.allgather(self.rank, obj) if self.world else [obj]
 
-    def join(self) -> None:
+    def join(self) -> int:
         self.joins += 1
-        if self.world:
-            self.world.join(self.rank)
+        return self.world.join(self.rank) if self.world else 0
 
-    def broadcast_state(self, optimizer_has_state: bool) -> None:
-        self.weight = self.broadcast_object(self.weight, 0)
+    def broadcast_state(self, optimizer_has_state: bool, root_rank: int = 0) -> None:
+        self.weight = self.broadcast_object(self.weight, root_rank)
 
     def rng_state(self) -> Any:
         return self.rng

@@ -162,6 +162,8 @@ def test_ranks_with_different_batch_counts_join_instead_of_hanging(tmp_path: Pat
     assert summary["batch_imbalance"] == pytest.approx(10 / 6 - 1) and summary["uneven_epochs"] == 2
     assert summary["samples"] == 16 * 4
     assert [b.joins for b in backends] == [3, 3]  # after each uneven epoch and the final barrier
+    # Rank 1 stopped updating when it ran out; after each uneven epoch it takes the state of rank 0.
+    assert backends[0].weight == backends[1].weight
     # Interval saves need every rank: one due while rank 1 had run out is saved at the epoch end instead
     # (step 5 for step 4); with lengths known in advance, saves while every rank trains stay on time (8).
     assert checkpoints(tmp_path) == ([5, 8, 10] if known_length else [5, 10])

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
-from hvdrun_cli.contract import ENV_ATTEMPT, ENV_PARAM_DUMP, ENV_RUN_DIR, ENV_SPEC, EXIT_STOPPED  # noqa: F401
+from hvdrun_cli.contract import ENV_ATTEMPT, ENV_PARAM_DUMP, ENV_RUN_DIR  # noqa: F401  (ENV_PARAM_DUMP: re-exported)
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
 
 

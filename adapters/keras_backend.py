@@ -193,7 +193,9 @@ class KerasBackend(Backend):
         return hvd_tf.allgather_object(obj)
 
     def join(self) -> int:
-        return int(hvd_tf.join())
+        # Run eagerly, Horovod 0.28's join op returns at once from the second call on (before the other
+        # ranks joined), and the next collective then mismatches; a fresh graph function per call waits.
+        return int(tf.function(hvd_tf.join)())
 
     def broadcast_state(self, optimizer_has_state: bool, root_rank: int = 0) -> None:
         hvd_tf.broadcast_variables(self.model.variables, root_rank=root_rank)

@@ -96,15 +96,20 @@ class TorchBackend(Backend):
                 group["lr"] = lr
             self._lr = lr
 
-    def _batch(self, x: torch.Tensor, y: torch.Tensor, scale: int) -> None:
-        """Forward and backward of one batch; its loss and correct count join the window's sums."""
-        device = self.device
-        if x.device != device:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    def _inputs(self, x: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """On the device, float32 features and int64 class labels (a user's Dataset may yield others)."""
+        if x.device != self.device:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if x.dtype != torch.float32 and x.is_floating_point():
             x = x.float()
         if y.dtype != torch.int64 and not y.is_floating_point():
             y = y.long()
+        return x, y
+
+    def _batch(self, x: torch.Tensor, y: torch.Tensor, scale: int) -> None:
+        """Forward and backward of one batch; its loss and correct count join the window's sums."""
+        x, y = self._inputs(x, y)
+        device = self.device
         # bfloat16 autocast needs no loss scaling, on CPU and GPU alike.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.train.mixed_precision):
             out = self.model(x)
@@ -164,11 +169,7 @@ class TorchBackend(Backend):
         self.model.eval()
         loss_sum = correct = count = 0.0
         for x, y in self.pipeline.val_batches():
-            x, y = x.to(self.device), y.to(self.device)
-            if x.dtype != torch.float32 and x.is_floating_point():
-                x = x.float()
-            if y.dtype != torch.int64 and not y.is_floating_point():
-                y = y.long()
+            x, y = self._inputs(x, y)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.train.mixed_precision):
                 out = self.model(x)
                 loss = self.loss_fn(out, y)

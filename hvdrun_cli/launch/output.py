@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import IO, Deque, Dict, List, Optional, TextIO
 
-from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, parse_ended, parse_labelled, parse_progress_mark,
+from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, Ended, parse_ended, parse_labelled, parse_progress_mark,
                                  parse_started, progress_mark, rank_log_name)
 
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
@@ -46,11 +46,8 @@ class StallReport:
 
 
 @dataclass(frozen=True)
-class RankEnd:
-    rank: int
-    exit_code: Optional[int]  # None when killed by a signal
-    signal_name: Optional[str]
-    at: float
+class RankEnd(Ended):
+    at: float = 0.0
 
     @property
     def failed(self) -> bool:

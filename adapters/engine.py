@@ -75,7 +75,8 @@ class Engine(StepDriver):
         self.cap = train.max_steps
         self.steps_per_epoch: Optional[int] = counting.steps_per_epoch(self)
         self.schedule: LrSchedule = self.make_schedule()
-        self.reporter = Reporter(ctx, self.total_steps() or 0, train.epochs, train.log_interval)
+        self.reporter = Reporter(ctx, self.total_steps() or 0, train.epochs, train.log_interval,
+                                 framework=spec.framework, tensorboard=train.tensorboard)
         self.marks = ProgressMarks()
         # Position: plain ints, updated in place every step (no per-step objects).
         self.epoch = self.step_in_epoch = self.global_step = 0

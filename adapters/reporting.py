@@ -12,10 +12,11 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
-from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, Summary, param_dump_name
+from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, Summary, param_dump_name, progress_mark
 
 from .base import RankContext
 from .checkpoint import atomic_write_json
+from .run_record import RunRecorder
 
 
 
@@ -26,9 +27,10 @@ def _round(value: Optional[float], digits: int = 6) -> Optional[float]:
 
 
 class Reporter:
-    """Rank 0's window on the run; every method is a no-op on other ranks."""
+    """Rank 0's window on the run (lines, metrics, summary); other ranks only record their timing."""
 
-    def __init__(self, ctx: RankContext, total_steps: int, epochs: int, log_interval: int) -> None:
+    def __init__(self, ctx: RankContext, total_steps: int, epochs: int, log_interval: int,
+                 framework: Optional[str] = None, tensorboard: bool = True) -> None:
         self.ctx = ctx
         self.enabled = ctx.is_root
         self.total_steps = total_steps
@@ -40,6 +42,9 @@ class Reporter:
         self.first_step_unix_time: Optional[float] = None
         self._mark_time = self.train_start
         self._mark_samples = 0
+        self._mark_step: Optional[int] = None
+        self._steps_started = 0  # calls of first_step(): the first window's length after a start or resume
+        self.record = RunRecorder(ctx.run_dir, framework, tensorboard)  # timing on every rank, TensorBoard on 0
         if self.enabled:
             os.makedirs(ctx.run_dir, exist_ok=True)
 
@@ -48,7 +53,8 @@ class Reporter:
         return global_step % self.log_interval == 0
 
     def first_step(self) -> None:
-        """Call when the first training step starts: the end of start-up, for the summary."""
+        """Call when each training step starts; the first call ends start-up, for the summary."""
+        self._steps_started += 1
         if self.first_step_unix_time is None:
             self.first_step_unix_time = time.time()
             self._mark_time = self.first_step_unix_time
@@ -72,18 +78,28 @@ class Reporter:
         elapsed = now - self.train_start
         interval = max(now - self._mark_time, 1e-9)
         rate = (samples_done - self._mark_samples) / interval
-        self._mark_time, self._mark_samples = now, samples_done
+        steps = global_step - self._mark_step if self._mark_step is not None else self._steps_started
+        self._mark_time, self._mark_samples, self._mark_step = now, samples_done, global_step
+        if step_time_s is None and steps > 0:
+            step_time_s = interval / steps
+        self.record.record_window(self.ctx.rank, self.ctx.attempt, global_step, steps,
+                                  {"loss": loss, "accuracy": accuracy, "lr": lr, "samples_per_sec": rate},
+                                  step_time_s, allreduce_wait_s)
         if not self.enabled:
             return
         total = self.total_steps or "?"
         print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{total} loss {loss:.4f} "
               f"accuracy {accuracy:.4f} lr {lr:.5g} {rate:,.0f} samples/s elapsed {elapsed:.1f}s", flush=True)
+        print(progress_mark(global_step, total=self.total_steps, epoch=f"{epoch + 1}/{self.epochs}",
+                            loss=f"{loss:.6g}", accuracy=f"{accuracy:.6g}", samples_per_sec=f"{rate:.1f}"),
+              flush=True)  # for the launcher's progress view
         self._append({"kind": "train", "time": now, "epoch": epoch + 1, "step": global_step,
                       "total_steps": self.total_steps, "loss": _round(loss), "accuracy": _round(accuracy),
                       "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3),
                       "step_time_s": _round(step_time_s, 7), "allreduce_wait_s": _round(allreduce_wait_s, 7)})
 
     def validation(self, *, epoch: int, global_step: int, loss: float, accuracy: float) -> None:
+        self.record.record_validation(self.ctx.rank, global_step, {"loss": loss, "accuracy": accuracy})
         if not self.enabled:
             return
         print(f"epoch {epoch + 1}/{self.epochs} validation loss {loss:.4f} accuracy {accuracy:.4f}", flush=True)
@@ -111,7 +127,9 @@ class Reporter:
             resumed_from_step=resumed_from_step, first_step_unix_time=self.first_step_unix_time,
             process_start_unix_time=process_start, checkpoint=checkpoint, extra=dict(extra or {}),
         ).to_dict()
+        self.record.close()
         if self.enabled:
+            print(progress_mark(steps), flush=True)  # the launcher's progress view ends at the last step
             atomic_write_json(self.summary_path, result)
         return result
 

@@ -58,6 +58,8 @@ METRICS_FILE = "metrics.jsonl"
 LAUNCHER_LOG = "launcher.log"
 LAYOUT_FILE = "gloo-layout.json"
 PARAMS_DIR = "params"  # the smoke test's HVDJOB_PARAM_DUMP, inside each run directory
+TIMING_DIR = "timing"  # per-rank timing records: timing/rank.N.jsonl
+TENSORBOARD_DIR = "tensorboard"  # rank 0's TensorBoard event files
 LATEST_LINK = "latest"  # <run_root>/<job>/latest -> the newest run directory
 CHECKPOINTS_DIR = "checkpoints"  # default checkpoint.dir: <run_root>/<job>/checkpoints
 PARAM_DUMP_PATTERN = re.compile(r"^rank(\d+)\.npy$")
@@ -80,7 +82,9 @@ def param_dump_name(rank: int) -> str:
 _LABELLED = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
 _STARTED = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 _ENDED = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
-_PROGRESS = re.compile(r"^hvdjob: at step (\d+)$")
+_PROGRESS = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
+# A rank line that starts with this goes to the rank log only (e.g. hvdjob's own traceback frames).
+LOG_ONLY_MARK = "hvdjob-log-only: "
 
 
 def rank_label(rank: Union[int, str]) -> str:
@@ -110,9 +114,16 @@ def killed_line(rank: Union[int, str], signal_name: str) -> str:
     return f"hvdjob: rank {rank} was killed by {signal_name}"
 
 
-def progress_mark(step: int) -> str:
-    """The line a rank prints to tell the launcher's watchdog it is still training."""
-    return f"hvdjob: at step {step}"
+def progress_mark(step: int, **fields: object) -> str:
+    """The line a rank prints to tell the launcher it is still training (``key=value`` extras for the
+    progress view: total, loss, samples_per_sec, ...; values must not contain spaces)."""
+    extra = "".join(f" {k}={v}" for k, v in fields.items())
+    return f"hvdjob: at step {step}{extra}"
+
+
+def log_only(line: str) -> str:
+    """``line`` marked for the rank log only: the launcher keeps it there and does not show it."""
+    return LOG_ONLY_MARK + line
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,14 @@ def parse_progress_mark(body: str) -> Optional[int]:
     """The step of a progress mark, None for any other line."""
     match = _PROGRESS.match(body)
     return int(match.group(1)) if match else None
+
+
+def parse_progress_fields(body: str) -> Optional[Tuple[int, Dict[str, str]]]:
+    """A progress mark's step and its ``key=value`` extras, None for any other line."""
+    match = _PROGRESS.match(body)
+    if not match:
+        return None
+    return int(match.group(1)), dict(item.split("=", 1) for item in match.group(2).split())
 
 
 # ----- layout codec ------------------------------------------------------------------------------

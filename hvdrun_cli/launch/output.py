@@ -12,16 +12,18 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import IO, Deque, Dict, List, Optional, TextIO
+from typing import IO, Callable, Deque, Dict, List, Optional, TextIO
 
-from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, Ended, parse_ended, parse_labelled, parse_progress_mark,
+from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, LOG_ONLY_MARK, Ended, log_only, parse_ended, parse_labelled,
+                                 parse_progress_mark,
                                  parse_started, progress_mark, rank_log_name)
 
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
 _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
-__all__ = ["EXIT_CHECKPOINTED", "OutputRouter", "RankEnd", "StallReport", "progress_mark", "pump"]
+__all__ = ["EXIT_CHECKPOINTED", "LOG_ONLY_MARK", "LineObserver", "OutputRouter", "RankEnd", "StallReport",
+           "log_only", "progress_mark", "pump"]
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
 # job keeps printing them, so they are output but never progress.
 _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
@@ -34,6 +36,11 @@ EXIT_CHECKPOINTED = EXIT_STOPPED  # a rank saved a checkpoint and stopped on req
 # Once ranks stop with a checkpoint, launchers (srun --kill-on-bad-exit, mpirun) may terminate the
 # slower peers: such deaths are part of the orderly stop, not failures.
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
+
+
+# Called with (rank, text) for every rank line the router records, bookkeeping lines included
+# (progress marks, start and end lines), under the router's lock: keep it quick.
+LineObserver = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class OutputRouter:
 
     def __init__(self, run_dir: str, terminal: TextIO, quiet: bool = False):
         self._run_dir = run_dir
+        self._observers: List[LineObserver] = []
         self._terminal = terminal
         self._quiet = quiet
         self._lock = threading.Lock()
@@ -99,6 +107,12 @@ class OutputRouter:
             rank, body = labelled
             if self._record(rank, body):
                 self._show(f"[{rank}] {body}")
+            for observer in self._observers:
+                observer(rank, body)
+
+    def add_observer(self, observer: LineObserver) -> None:
+        with self._lock:
+            self._observers.append(observer)
 
     def _record(self, rank: int, body: str) -> bool:
         """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
@@ -108,12 +122,17 @@ class OutputRouter:
             self.progress_step[rank] = mark
             self.last_progress[rank] = self.last_output[rank] = now
             return False
+        log_only_line = body.startswith(LOG_ONLY_MARK)
+        if log_only_line:
+            body = body[len(LOG_ONLY_MARK):]
         log = self._logs.get(rank)
         if log is None:
             log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
         log.write(body + "\n")
         log.flush()
         self.last_output[rank] = now
+        if log_only_line:
+            return False
         end = parse_ended(body)
         if end:
             ended = RankEnd(end.rank, end.exit_code, end.signal_name, now)

@@ -27,6 +27,7 @@ from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
 from hvdrun_cli.launch.mpi import build_mpi_plan
 from hvdrun_cli.launch.plan import LaunchPlan, env_tuple
+from hvdrun_cli.launch.netif import interface_address
 from hvdrun_cli.launch.rendezvous import routable_address
 from hvdrun_cli.launch.rank_env import default_threads_per_rank, rank_env
 from hvdrun_cli.launch.srun import build_srun_plan
@@ -186,5 +187,7 @@ def rendezvous_address_for(spec: JobSpec, environ: Mapping[str, str], tools: Too
     if builder == "local":
         return "127.0.0.1"
     if builder == "srun":
-        return routable_address()
+        nics = spec.horovod.network_interfaces
+        on_nic = interface_address(nics[0]) if nics else None
+        return on_nic or routable_address([h.name for h in source.hosts])
     return None

@@ -9,6 +9,7 @@ from typing import Dict, Optional
 
 from hvdrun_cli.contract import ENV_ATTEMPT, ENV_RUN_DIR, ENV_RUN_ID, ENV_SPEC, ENV_THREADS_PER_RANK
 from hvdrun_cli.spec.model import HorovodSpec, JobSpec
+from hvdrun_cli.spec.signals import STOP_SIGNAL_ENV
 
 MIB = 1024 * 1024
 
@@ -69,6 +70,7 @@ def rank_env(
         ENV_RUN_DIR: run_dir,
         ENV_RUN_ID: run_id,
         ENV_ATTEMPT: str(attempt),
+        STOP_SIGNAL_ENV: spec.slurm.signal,  # the ranks stop (checkpoint, exit 75) on this one
         "PYTHONUNBUFFERED": "1",
     }
     if spec.framework == "tensorflow":

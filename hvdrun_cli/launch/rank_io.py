@@ -24,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
                                  exited_line, killed_line, rank_label, started_line)
+from hvdrun_cli.launch.netif import interface_towards
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
@@ -43,7 +44,18 @@ def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
     if not layout_path or procid is None or "HOROVOD_RANK" in environ:
         return {}
     with open(layout_path, encoding="utf-8") as fh:
-        return decode_layout_slot(fh.read(), int(procid))
+        return {**gloo_iface_env(environ), **decode_layout_slot(fh.read(), int(procid))}
+
+
+def gloo_iface_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Gloo's interface on this node, when the plan could not name one: the one that reaches the
+    rendezvous host. Without it Gloo announces the address of this node's own name, which is
+    loopback on many clusters, and the ranks on other nodes cannot connect."""
+    addr = environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR", "")
+    if environ.get("HOROVOD_GLOO_IFACE") or not addr:
+        return {}
+    iface = interface_towards(addr)
+    return {"HOROVOD_GLOO_IFACE": iface} if iface else {}
 
 
 def _die_with_parent() -> None:

@@ -24,19 +24,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, Callable, Deque, Dict, Iterable, List, Optional, TextIO, Tuple
 
+from hvdrun_cli.contract import (EXIT_STOPPED, LAUNCHER_LOG, LOG_ONLY_MARK, Ended, log_only, parse_ended, parse_labelled,
+                                 parse_progress_fields, parse_started, progress_mark, rank_log_name)
 from hvdrun_cli.launch.blame import Verdict, consequence_of_peer, rank_failures
 from hvdrun_cli.launch.terminal import ERROR_LINE, TerminalOptions, TerminalView
 
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
 _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
-_RANK_LINE = re.compile(r"^\[(\d+)\] ?(.*)$", re.DOTALL)
-_END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was killed by (\S+))")
-_START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
-_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
-# A rank line that starts with this goes to the rank log only (e.g. hvdjob's own traceback frames).
-LOG_ONLY_MARK = "hvdjob-log-only: "
+__all__ = ["EXIT_CHECKPOINTED", "LOG_ONLY_MARK", "LineObserver", "OutputRouter", "RankEnd", "StallReport",
+           "log_only", "progress_mark", "pump"]
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
 # job keeps printing them, so they are output but never progress.
 _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
@@ -45,16 +43,10 @@ _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
 _MISSING_HEADER = "Missing ranks:"
 _MISSING_LINE = re.compile(r"^(\d+)!?: \[(.*)\]$")
 TAIL_LINES = 20
-EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resume continues
+EXIT_CHECKPOINTED = EXIT_STOPPED  # a rank saved a checkpoint and stopped on request; resume continues
 # Once ranks stop with a checkpoint, launchers (srun --kill-on-bad-exit, mpirun) may terminate the
 # slower peers: such deaths are part of the orderly stop, not failures.
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
-
-
-def progress_mark(step: int, **fields: object) -> str:
-    """The line a rank prints to tell the launcher it is still training (``key=value`` extras optional)."""
-    extra = "".join(f" {k}={v}" for k, v in fields.items())
-    return f"hvdjob: at step {step}{extra}"
 
 
 @dataclass(frozen=True)
@@ -67,11 +59,6 @@ class ProgressMark:
 
 
 ProgressObserver = Callable[[int, ProgressMark], None]
-
-
-def log_only(line: str) -> str:
-    """``line`` marked for the rank log only: the launcher keeps it there and does not show it."""
-    return LOG_ONLY_MARK + line
 
 
 # Called with (rank, text) for every rank line the router records, bookkeeping lines included
@@ -89,11 +76,8 @@ class StallReport:
 
 
 @dataclass(frozen=True)
-class RankEnd:
-    rank: int
-    exit_code: Optional[int]  # None when killed by a signal
-    signal_name: Optional[str]
-    at: float
+class RankEnd(Ended):
+    at: float = 0.0
 
     @property
     def failed(self) -> bool:
@@ -121,7 +105,7 @@ class OutputRouter:
         self._view = TerminalView(terminal, options, ranks)
         self._lock = threading.Lock()
         self._logs: Dict[int, IO[str]] = {}
-        self._launcher_log: IO[str] = open(os.path.join(run_dir, "launcher.log"), "a", encoding="utf-8")
+        self._launcher_log: IO[str] = open(os.path.join(run_dir, LAUNCHER_LOG), "a", encoding="utf-8")
         self._tails: Dict[int, Deque[str]] = {}
         self.first_error_at: Dict[int, float] = {}  # when each rank's first error line was seen
         self._progress_observers: List[ProgressObserver] = []
@@ -136,7 +120,7 @@ class OutputRouter:
         self._in_missing_block: Dict[int, Dict[int, str]] = {}
 
     def rank_log_path(self, rank: int) -> str:
-        return os.path.join(self._run_dir, f"rank.{rank}.log")
+        return os.path.join(self._run_dir, rank_log_name(rank))
 
     def add_progress_observer(self, observer: ProgressObserver) -> None:
         """Call ``observer(rank, mark)`` for every progress mark (see the module docstring)."""
@@ -151,15 +135,15 @@ class OutputRouter:
     def feed(self, raw: bytes) -> None:
         text = raw.decode("utf-8", errors="replace").rstrip("\n")
         text = _HOROVODRUN_PREFIX.sub("", text, count=1)
-        match = _RANK_LINE.match(text)
+        labelled = parse_labelled(text)
         mark: Optional[ProgressMark] = None
         with self._lock:
-            if not match:
+            if not labelled:
                 text = text.rstrip("\r")
                 self._log_launcher(text)
                 self._view.message(text)
                 return
-            rank, body = int(match.group(1)), match.group(2)
+            rank, body = labelled
             if body.endswith("\r"):
                 now = time.monotonic()
                 self.last_output[rank] = self.last_progress[rank] = now
@@ -186,12 +170,12 @@ class OutputRouter:
         mark, if the line is one).
         """
         now = time.monotonic()
-        mark = _PROGRESS_MARK.match(body)
-        if mark:
-            self.progress_step[rank] = int(mark.group(1))
+        mark = parse_progress_fields(body)
+        if mark is not None:
+            step, fields = mark
+            self.progress_step[rank] = step
             self.last_progress[rank] = self.last_output[rank] = now
-            fields = dict(item.split("=", 1) for item in mark.group(2).split())
-            return None, ProgressMark(int(mark.group(1)), fields, now)
+            return None, ProgressMark(step, fields, now)
         log_only_line = body.startswith(LOG_ONLY_MARK)
         if log_only_line:
             body = body[len(LOG_ONLY_MARK):]
@@ -203,16 +187,15 @@ class OutputRouter:
         self.last_output[rank] = now
         if log_only_line:
             return None, None
-        end = _END_LINE.match(body)
+        end = parse_ended(body)
         if end:
-            code = int(end.group(2)) if end.group(2) is not None else None
-            ended = RankEnd(int(end.group(1)), code, end.group(3), now)
+            ended = RankEnd(end.rank, end.exit_code, end.signal_name, now)
             self.ends.append(ended)
             return (True if ended.failed else None), None
-        start = _START_LINE.match(body)
+        start = parse_started(body)
         if start:
-            self.rank_pids[int(start.group(1))] = int(start.group(2))
-            self.rank_hosts[int(start.group(1))] = start.group(3)
+            self.rank_pids[start.rank] = start.pid
+            self.rank_hosts[start.rank] = start.host
             return None, None
         if not self._note_stall_report(rank, body, now) and not _HOROVOD_LOG.match(body):
             self.last_progress[rank] = now

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional, Tuple
 
+from hvdrun_cli.contract import ENV_GLOO_VIA_HOROVODRUN, SPEC_FILE
 from hvdrun_cli.errors import LaunchError, LayoutError, Problem, UserInputError
 from hvdrun_cli.hosts import (
     Host,
@@ -26,16 +27,17 @@ from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
 from hvdrun_cli.launch.mpi import build_mpi_plan
 from hvdrun_cli.launch.plan import LaunchPlan, env_tuple
+from hvdrun_cli.launch.netif import interface_address
 from hvdrun_cli.launch.rendezvous import routable_address
 from hvdrun_cli.launch.rank_env import default_threads_per_rank, rank_env
 from hvdrun_cli.launch.srun import build_srun_plan
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import JobSpec
 
-SPEC_JSON = "spec.json"
+SPEC_JSON = SPEC_FILE
 # Caller variables a launcher passes to remote ranks so they find the same Python and libraries.
 FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV")
-GLOO_VIA_HOROVODRUN = "HVDJOB_GLOO_VIA_HOROVODRUN"
+GLOO_VIA_HOROVODRUN = ENV_GLOO_VIA_HOROVODRUN
 
 
 @dataclass(frozen=True)
@@ -185,5 +187,7 @@ def rendezvous_address_for(spec: JobSpec, environ: Mapping[str, str], tools: Too
     if builder == "local":
         return "127.0.0.1"
     if builder == "srun":
-        return routable_address()
+        nics = spec.horovod.network_interfaces
+        on_nic = interface_address(nics[0]) if nics else None
+        return on_nic or routable_address([h.name for h in source.hosts])
     return None

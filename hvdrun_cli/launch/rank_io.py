@@ -17,7 +17,6 @@ is orphaned.
 """
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -29,9 +28,11 @@ from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence
 
 from hvdrun_cli.launch.liveness import OrphanWatch, set_parent_death_signal, stop_orphaned
 from hvdrun_cli.launch.segments import CarriageSplitter
+from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
+                                 exited_line, killed_line, rank_label, started_line)
+from hvdrun_cli.launch.netif import interface_towards
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
-RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
 
 
 def detect_rank(environ: Mapping[str, str]) -> str:
@@ -43,21 +44,23 @@ def detect_rank(environ: Mapping[str, str]) -> str:
 
 def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
     """Horovod Gloo rank variables for this Slurm task, from the layout file the plan wrote."""
-    layout_path = environ.get("HVDJOB_GLOO_LAYOUT")
+    layout_path = environ.get(ENV_GLOO_LAYOUT)
     procid = environ.get("SLURM_PROCID")
     if not layout_path or procid is None or "HOROVOD_RANK" in environ:
         return {}
     with open(layout_path, encoding="utf-8") as fh:
-        slot = json.load(fh)[int(procid)]
-    return {
-        "HOROVOD_HOSTNAME": slot["hostname"],
-        "HOROVOD_RANK": str(slot["rank"]),
-        "HOROVOD_SIZE": str(slot["size"]),
-        "HOROVOD_LOCAL_RANK": str(slot["local_rank"]),
-        "HOROVOD_LOCAL_SIZE": str(slot["local_size"]),
-        "HOROVOD_CROSS_RANK": str(slot["cross_rank"]),
-        "HOROVOD_CROSS_SIZE": str(slot["cross_size"]),
-    }
+        return {**gloo_iface_env(environ), **decode_layout_slot(fh.read(), int(procid))}
+
+
+def gloo_iface_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Gloo's interface on this node, when the plan could not name one: the one that reaches the
+    rendezvous host. Without it Gloo announces the address of this node's own name, which is
+    loopback on many clusters, and the ranks on other nodes cannot connect."""
+    addr = environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR", "")
+    if environ.get("HOROVOD_GLOO_IFACE") or not addr:
+        return {}
+    iface = interface_towards(addr)
+    return {"HOROVOD_GLOO_IFACE": iface} if iface else {}
 
 
 def _die_with_parent() -> None:
@@ -85,15 +88,15 @@ def describe_end(rank: str, returncode: int) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"hvdjob: rank {rank} was killed by {name}"
-    return f"hvdjob: rank {rank} exited with code {returncode}"
+        return killed_line(rank, name)
+    return exited_line(rank, returncode)
 
 
 def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> int:
     env = dict(os.environ if environ is None else environ)
     env.update(slurm_gloo_env(env))
     rank = detect_rank(env)
-    prefix = f"[{rank}] ".encode()
+    prefix = rank_label(rank).encode()
     write = _writer(sys.stdout.buffer)
 
     def emit(data: bytes) -> None:
@@ -109,7 +112,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
             preexec_fn=_die_with_parent,
         )
     except OSError as exc:
-        emit(f"hvdjob: rank {rank} could not start {command[0]}: {exc}\n".encode())
+        emit((could_not_start_line(rank, command[0], exc) + "\n").encode())
         return 127
 
     def forward(signum: int, _frame: object) -> None:
@@ -128,7 +131,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
         os._exit(128 + signal.SIGTERM)  # it is stuck writing to a launcher that is gone
 
     watch = OrphanWatch(env, orphaned).start()
-    emit(f"hvdjob: rank {rank} started (pid {child.pid} on {socket.gethostname()})\n".encode())
+    emit((started_line(rank, child.pid, socket.gethostname()) + "\n").encode())
     assert child.stdout is not None
     pump_output(child.stdout.fileno(), prefix, write)
     returncode = child.wait()

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.hosts import SlotInfo
+from hvdrun_cli.launch.netif import address_for_peers, is_loopback
 
 
 def free_port(bind_addr: str = "") -> int:
@@ -20,13 +21,29 @@ def free_port(bind_addr: str = "") -> int:
         return int(sock.getsockname()[1])
 
 
-def routable_address() -> str:
-    """This host's address as other nodes of an allocation see it."""
-    name = socket.gethostname()
+def routable_address(peers: Sequence[str] = ()) -> str:
+    """This host's address as the other nodes of the job (``peers``) see it.
+
+    The route towards a peer decides (see netif.py: the host's own name often resolves to
+    loopback); without peers, or when none resolves, the host's name is the fallback. A loopback
+    answer while peers exist is refused: ranks on those nodes could never reach it.
+    """
+    own = socket.gethostname()
+    others = [p for p in peers if p not in (own, own.split(".")[0], "localhost")]
+    found = address_for_peers(others)
+    if found:
+        return found
     try:
-        return socket.gethostbyname(name)
+        by_name = socket.gethostbyname(own)
     except OSError:
-        return "127.0.0.1"
+        by_name = "127.0.0.1"
+    if others and is_loopback(by_name):
+        raise LaunchError(
+            f"cannot tell which address of {own} the nodes {', '.join(sorted(set(others)))} reach: "
+            f"{own} resolves to {by_name} and no route to them was found; "
+            "set horovod.network_interfaces to the interface the nodes share"
+        )
+    return by_name
 
 
 class Rendezvous:

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
+from hvdrun_cli.contract import PLAN_FILE
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.execute import Execution, JobResult
@@ -32,7 +33,6 @@ from hvdrun_cli.launch.tools import Tools, probe_tools
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec.model import JobSpec
 
-PLAN_JSON = "plan.json"
 KILL_GRACE_S = 5.0  # after the time limit, ranks get this long to checkpoint before they are killed
 
 
@@ -94,7 +94,7 @@ class Launch:
         return plan
 
     def _save_plan(self, plan: LaunchPlan) -> None:
-        write_json_atomic(os.path.join(self.run_dir, PLAN_JSON), plan.to_dict())
+        write_json_atomic(os.path.join(self.run_dir, PLAN_FILE), plan.to_dict())
 
     def run(self, options: RunOptions = RunOptions(),
             on_started: Optional[Callable[[str], None]] = None) -> RunOutcome:

@@ -59,6 +59,10 @@ def build_mpi_plan(inputs: PlanInputs) -> LaunchPlan:
         # Single-copy CMA reads where the kernel allows them (probed), else the copy-in/copy-out path.
         single_copy = bool(plane.single_copy) if plane is not None else (bool(tools.cma) and local)
         argv += ["-mca", "btl_vader_single_copy_mechanism", "cma" if single_copy else "none"]
+        # hvdjob, not mpirun, ends the job when a rank fails: mpirun would kill the rank that failed
+        # first while it is still exiting (its own exit code and last lines lost) when a peer that
+        # failed because of it ("Horovod has been shut down") happens to exit sooner.
+        argv += ["-mca", "orte_abort_on_non_zero_status", "0"]
         nics = inputs.spec.horovod.network_interfaces
         if nics:
             argv += ["-mca", "btl_tcp_if_include", ",".join(nics)]

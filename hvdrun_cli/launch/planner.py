@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional, Tuple
 
+from hvdrun_cli.contract import ENV_GLOO_VIA_HOROVODRUN, SPEC_FILE
 from hvdrun_cli.errors import LaunchError, LayoutError, Problem
 from hvdrun_cli.hosts import (
     Host,
@@ -41,10 +42,10 @@ from hvdrun_cli.launch.srun import build_srun_plan
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import JobSpec
 
-SPEC_JSON = "spec.json"
+SPEC_JSON = SPEC_FILE
 # Caller variables a launcher passes to remote ranks so they find the same Python and libraries.
 FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV")
-GLOO_VIA_HOROVODRUN = "HVDJOB_GLOO_VIA_HOROVODRUN"
+GLOO_VIA_HOROVODRUN = ENV_GLOO_VIA_HOROVODRUN
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
+from hvdrun_cli.contract import RESULT_FILE
 from hvdrun_cli.launch.execute import JobResult
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import decide, make_plan, rendezvous_bind_address
@@ -47,7 +48,7 @@ def plan_here(
 def write_result(run_dir: str, result: JobResult) -> None:
     """``result.json``: how the run ended, for tools and people reading the run directory later."""
     write_json_atomic(
-        os.path.join(run_dir, "result.json"),
+        os.path.join(run_dir, RESULT_FILE),
         {
             "exit_code": result.exit_code,
             "message": result.message,

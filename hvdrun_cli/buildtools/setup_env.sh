@@ -118,7 +118,10 @@ PYEOF
 )"
 compiler="$(c++ --version | head -1)"
 mpi="$(command -v mpirun >/dev/null && mpirun --version 2>/dev/null | head -1 || echo none)"
-key_text="horovod=$HOROVOD_VERSION $versions ${build_env[*]} compiler=$compiler mpi=$mpi wrapper=$(sha256sum "$here/cxx17_wrapper.sh" | cut -c1-16)"
+# Fixes applied to Horovod's source before the build (see each file's header for why).
+patches=("$here"/patches/*.patch)
+patches_hash="$(cat "${patches[@]}" | sha256sum | cut -c1-16)"
+key_text="horovod=$HOROVOD_VERSION $versions ${build_env[*]} compiler=$compiler mpi=$mpi wrapper=$(sha256sum "$here/cxx17_wrapper.sh" | cut -c1-16) patches=$patches_hash"
 key="$(echo "$key_text" | sha256sum | cut -c1-16)"
 wheel_dir="$CACHE/wheels/horovod-$HOROVOD_VERSION-$key"
 
@@ -131,11 +134,20 @@ else
     log "  inputs: $key_text"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
+    "$PY" -m pip download --quiet --no-cache-dir --no-deps --no-binary :all: \
+      "horovod==$HOROVOD_VERSION" -d "$tmp/sdist" >"$tmp/build.log" 2>&1 \
+      || { tail -20 "$tmp/build.log" >&2; echo "setup: cannot download horovod $HOROVOD_VERSION's source" >&2; exit 1; }
+    tar -xzf "$tmp"/sdist/horovod-*.tar.gz -C "$tmp"
+    src="$tmp/horovod-$HOROVOD_VERSION"
+    for p in "${patches[@]}"; do
+      log "  applying $(basename "$p")"
+      patch -p1 -s -d "$src" <"$p" || { echo "setup: $(basename "$p") does not apply to horovod $HOROVOD_VERSION" >&2; exit 1; }
+    done
     env "${build_env[@]}" \
       CXX="$here/cxx17_wrapper.sh" HVDJOB_REAL_CXX="$(command -v c++)" \
       MAKEFLAGS="-j$(nproc)" \
-      "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary horovod \
-        "horovod==$HOROVOD_VERSION" -w "$tmp" >"$tmp/build.log" 2>&1 \
+      "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation \
+        "$src" -w "$tmp" >>"$tmp/build.log" 2>&1 \
       || { tail -40 "$tmp/build.log" >&2; echo "setup: horovod build failed (full log above)" >&2; exit 1; }
     mkdir -p "$wheel_dir"
     cp "$tmp"/horovod-*.whl "$wheel_dir/"
@@ -149,4 +161,6 @@ fi
 
 # --- hvdjob itself ----------------------------------------------------------------------------
 "${PIP[@]}" --no-build-isolation -e "$repo[test]" 2>/dev/null || "${PIP[@]}" -e "$repo"
+# The test tools (also in pyproject's [test] extra), in case the editable install fell back to no extras.
+"${PIP[@]}" "pytest>=7" "pytest-timeout" "hypothesis>=6"
 log "done: $("$PY" -c 'import horovod; print("horovod", horovod.__version__)')"

@@ -18,11 +18,12 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
+from hvdrun_cli.cli.checked_spec import load_checked
 from hvdrun_cli.cli.spec_options import SpecFlags
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.scriptjob.document import ScriptJob, load_script_spec, overridden_values, script_job, spec_text
-from hvdrun_cli.scriptjob.files import SPEC_SUFFIXES, is_python_command, is_python_script, load_spec_file
+from hvdrun_cli.scriptjob.files import SPEC_SUFFIXES, is_python_command, is_python_script
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
 
@@ -149,7 +150,10 @@ def load_job(tokens: Sequence[str], spec_flags: SpecFlags, script_flags: ScriptF
             if value is not None:
                 raise UserInputError(Problem(f"only applies to a script run (SCRIPT.py [ARGS]); {target.spec_path} "
                                              "is a spec already", key=flag))
-        return Job(load_spec_file(target.spec_path, spec_flags.overrides()))
+        # Every input problem at once (spec, flags, hosts, layout); submit leaves this shell's Slurm/PBS
+        # allocation out (the job reads its own) and checks the sbatch options instead.
+        checks = {"allocation": False, "sbatch": True} if command == "submit" else {}
+        return Job(load_checked(target.spec_path, spec_flags, **checks).spec)
     assert target.script is not None
     job = script_job(target.script, target.args, script_flags.framework)
     _note_misplaced_flags(job)

@@ -37,7 +37,7 @@ class DataPlane:
 
 
 def choose(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool], openmpi: bool,
-           cma: Optional[bool], busy: bool = False) -> Optional[DataPlane]:
+           cma: Optional[bool]) -> Optional[DataPlane]:
     """The MPI data plane for a local job when it applies, else None (the launcher's own default).
 
     ``wanted`` is ``horovod.data_plane``: auto | mpi | gloo.
@@ -46,9 +46,7 @@ def choose(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool], op
         return None
     if wanted == MPI:
         return DataPlane(MPI, MPI, "requested (horovod.data_plane: mpi)", single_copy=bool(cma))
-    if np < 2 or busy:
-        # busy: other work keeps every CPU busy; Open MPI's shared memory busy-polls and a waiting rank
-        # then starves its descheduled peer (16 MiB allreduce at load 16 on 2 cores: 0.42x torch gloo).
+    if np < 2:
         return None
     if horovod_mpi and openmpi:
         return DataPlane(MPI, MPI, f"auto: {np} ranks on one machine, Horovod built with MPI and Open MPI's "
@@ -57,7 +55,7 @@ def choose(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool], op
 
 
 def gloo_reason(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool], openmpi: bool,
-                launcher: str = "auto", busy: bool = False) -> str:
+                launcher: str = "auto") -> str:
     """Why a job that does not get the MPI data plane uses Gloo (for the dry run)."""
     if wanted == GLOO:
         return "requested (horovod.data_plane: gloo)"
@@ -67,8 +65,6 @@ def gloo_reason(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool
         return "across hosts"
     if np < 2:
         return "auto: one rank, nothing to reduce"
-    if busy:
-        return "auto: this machine is busy (load average >= usable CPUs): MPI's busy-polling shared memory would starve peers"
     if not openmpi:
         return "auto: no Open MPI mpirun here"
     if horovod_mpi is False:

@@ -124,7 +124,7 @@ def _choose(
     count = np if np is not None else (spec.resources.np or total_slots(source.hosts))
     plane = data_plane.choose(
         spec.horovod.data_plane, local=local, np=count, horovod_mpi=tools.horovod_mpi,
-        openmpi=bool(tools.mpirun) and tools.mpi_implementation == "openmpi", cma=tools.cma, busy=_busy(tools),
+        openmpi=bool(tools.mpirun) and tools.mpi_implementation == "openmpi", cma=tools.cma,
     )
     if spec.horovod.data_plane == data_plane.MPI and wanted in ("gloo", "srun"):
         raise LaunchError(f"horovod.data_plane: mpi needs launcher mpi or auto (launcher is {wanted})")
@@ -154,11 +154,6 @@ def _choose(
     return LauncherKind.LOCAL, "auto: one machine: Gloo with ranks started by hvdjob", None
 
 
-def _busy(tools: Tools) -> bool:
-    """Other work already keeps every usable CPU of this machine busy (1-minute load average)."""
-    return tools.load_average is not None and tools.load_average >= len(tools.host_cpus().cpus)
-
-
 def decide(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Decision:
     """Resolve the hosts, place the ranks and pick the launcher and data plane: once."""
     source = resolve_hosts(spec, environ)
@@ -168,7 +163,6 @@ def decide(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Decision:
     why_gloo = data_plane.gloo_reason(
         spec.horovod.data_plane, local=local, np=len(layout), horovod_mpi=tools.horovod_mpi,
         openmpi=bool(tools.mpirun) and tools.mpi_implementation == "openmpi", launcher=spec.launcher,
-        busy=_busy(tools),
     )
     return Decision(source, layout, kind, reason, local, plane, why_gloo)
 

@@ -34,7 +34,7 @@ def test_dry_run_and_its_json_exit_0_print_the_plan_and_write_nothing(tmp_path: 
     text = run_hvdjob("run", str(job), "--dry-run", cwd=cwd, timeout=60)
     as_json = run_hvdjob("run", str(job), "--dry-run", "--json", cwd=cwd, timeout=60)
     assert (text.returncode, as_json.returncode) == (0, 0), text.output + as_json.output
-    assert "launcher:  local" in text.stdout and "ranks:     2 on 1 host(s)" in text.stdout
+    assert "ranks:     2 on 1 host(s)" in text.stdout and "commands:" in text.stdout
     plan = json.loads(as_json.stdout)
     assert plan["np"] == 2 and len(plan["layout"]) == 2
     assert not Path(plan["run_dir"]).exists()  # the run directory it would use is not created

@@ -29,7 +29,7 @@ export HOROVOD_VERSION="${HOROVOD_VERSION:-0.28.1}"
 started=$SECONDS
 
 log() { echo "setup: $*"; }
-die() { echo "setup: $*" >&2; exit "${2:-1}"; }
+die() { echo "setup: $1" >&2; exit "${2:-1}"; }
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON: no such interpreter on PATH" 2
 

@@ -54,6 +54,8 @@ def printing_tool(bin_dir: Path, name: str, output: str, code: int = 0) -> Path:
 def fake_cuda(root: Path, version_output: str = NVCC_13) -> Path:
     """A CUDA home with a ``bin/nvcc`` that answers ``--version``; returns the home."""
     printing_tool(root / "bin", "nvcc", version_output)
+    (root / "include").mkdir(parents=True, exist_ok=True)
+    (root / "include" / "cuda_runtime.h").write_text("#pragma once\n")
     return root
 
 

@@ -87,8 +87,14 @@ def find_nvcc(env: Dict[str, str]) -> Optional[Path]:
     return default if default.is_file() else None
 
 
-def cuda_home(nvcc: Path) -> Path:
-    return nvcc.resolve().parent.parent
+def cuda_home(nvcc: Path, env: Optional[Dict[str, str]] = None) -> Path:
+    """The toolkit nvcc belongs to: its bin/.. when that holds CUDA's headers, else the default home
+    (a /usr/local/bin/nvcc is often a one-line script that execs /usr/local/cuda-13.0/bin/nvcc)."""
+    home = nvcc.resolve().parent.parent
+    if (home / "include" / "cuda_runtime.h").is_file():
+        return home
+    default = Path((env or {}).get("HVDJOB_DEFAULT_CUDA_HOME", "/usr/local/cuda"))
+    return default.resolve() if (default / "include" / "cuda_runtime.h").is_file() else home
 
 
 def nvcc_version(nvcc: Path) -> Optional[str]:
@@ -246,26 +252,30 @@ def plan(env: Dict[str, str]) -> List[Tuple[str, str]]:
         notes.append(f"torch {torch_version}: its units are compiled as C++{cxx_std}")
 
     nccl_lines: List[Tuple[str, str]] = []
+    torch_cuda = torch_cuda_version() if torch_version else None
+    nvcc = find_nvcc(env)
     if gpu:
-        torch_cuda = torch_cuda_version()
         if torch_cuda is None:
             raise PlanError(f"torch {torch_version} is a CPU build: a CUDA build of Horovod needs a CUDA torch "
                             "(PyPI's default Linux wheel; check TORCH_INDEX_URL)")
-        inputs.append(f"torch_cuda={torch_cuda}")
-        nvcc = find_nvcc(env)
         if nvcc is None:
             raise PlanError("CUDA build requested but no nvcc found (set CUDA_HOME or put nvcc on PATH)")
-        cuda = cuda_home(nvcc)
-        nccl = find_nccl(env, cuda)
+        nccl = find_nccl(env, cuda_home(nvcc, env))
         if nccl is None:
             raise PlanError("CUDA build: NCCL not found (install the nvidia-nccl wheel or set NCCL_HOME)")
         include, lib = nccl
-        cc_list = env.get("HOROVOD_BUILD_CUDA_CC_LIST") or DEFAULT_CUDA_CC_LIST
-        build_env += ["HOROVOD_GPU_OPERATIONS=NCCL", f"HOROVOD_CUDA_HOME={cuda}",
-                      f"HOROVOD_BUILD_CUDA_CC_LIST={cc_list}", "HOROVOD_NCCL_LINK=SHARED"]
-        inputs += [f"cuda={nvcc_version(nvcc) or 'unknown'}", f"nccl={nccl_version(include)}"]
+        build_env += ["HOROVOD_GPU_OPERATIONS=NCCL", "HOROVOD_NCCL_LINK=SHARED"]
+        inputs.append(f"nccl={nccl_version(include)}")
         nccl_lines = [("nccl_include", str(include)), ("nccl_lib", str(lib))]
-        notes.append(f"CUDA {nvcc_version(nvcc)} from {cuda}, NCCL {nccl_version(include)} from {include.parent}")
+        notes.append(f"NCCL {nccl_version(include)} from {include.parent}")
+    if torch_cuda and nvcc is not None:
+        # Horovod's CMake compiles its CUDA units whenever torch is a CUDA build and it finds nvcc, also
+        # without GPU operations: pin the toolkit and the architectures (CUDA 13 has none below 7.5).
+        cc_list = env.get("HOROVOD_BUILD_CUDA_CC_LIST") or DEFAULT_CUDA_CC_LIST
+        build_env += [f"HOROVOD_CUDA_HOME={cuda_home(nvcc, env)}", f"HOROVOD_BUILD_CUDA_CC_LIST={cc_list}"]
+        inputs += [f"torch_cuda={torch_cuda}", f"cuda={nvcc_version(nvcc) or 'unknown'}"]
+        notes.append(f"CUDA {nvcc_version(nvcc)} from {cuda_home(nvcc, env)} (torch is a CUDA {torch_cuda} build): "
+                     f"Horovod's CUDA units are compiled for compute capabilities {cc_list}")
 
     compiler = first_line([env.get("HVDJOB_REAL_CXX") or "c++", "--version"])
     mpi = first_line(["mpirun", "--version"]) if use_mpi and shutil.which("mpirun", path=env.get("PATH")) else "none"

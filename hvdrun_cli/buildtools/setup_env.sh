@@ -31,7 +31,18 @@ started=$SECONDS
 log() { echo "setup: $*"; }
 die() { echo "setup: $1" >&2; exit "${2:-1}"; }
 
-command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON: no such interpreter on PATH" 2
+# The interpreter to make the venv from. pyenv's shim refuses a python3.X that is installed but not the
+# selected version ("command not found"): then take that interpreter from pyenv's versions directly.
+resolve_python() {
+  if "$1" -c "" >/dev/null 2>&1; then command -v "$1"; return 0; fi
+  if [[ "$1" != */* ]] && command -v pyenv >/dev/null 2>&1; then
+    local found
+    found="$(ls -d "$(pyenv root)"/versions/*/bin/"$1" 2>/dev/null | sort -V | tail -1)"
+    [[ -n "$found" ]] && "$found" -c "" >/dev/null 2>&1 && { echo "$found"; return 0; }
+  fi
+  return 1
+}
+PYTHON="$(resolve_python "$PYTHON")" || die "PYTHON=$PYTHON: no such interpreter on PATH" 2
 
 # --- GPU or CPU, which frameworks ---------------------------------------------------------------
 gpu=0; why=""; chosen=""; cuda_major=""
@@ -135,7 +146,8 @@ else
       MAKEFLAGS="-j$(nproc)" \
       "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary horovod \
         "horovod==$HOROVOD_VERSION" -w "$tmp" >"$tmp/build.log" 2>&1 \
-      || { tail -40 "$tmp/build.log" >&2; die "horovod build failed (last 40 lines above)"; }
+      || { cp "$tmp/build.log" "$VENV/horovod-build.log"; grep -E "error|Error" "$tmp/build.log" | head -20 >&2
+           die "horovod build failed: first errors above, full log in $VENV/horovod-build.log"; }
     mkdir -p "$wheel_dir"
     cp "$tmp"/horovod-*.whl "$wheel_dir/"
     echo "$key_text" >"$wheel_dir/KEY.txt"

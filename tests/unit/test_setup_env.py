@@ -173,3 +173,17 @@ def test_a_bad_setting_stops_before_anything_is_installed(box: Setup) -> None:
     assert done.returncode == 2
     assert "HVDJOB_FRAMEWORKS='mxnet'" in done.stderr
     assert box.pip_calls() == [] and not (box.root / "venv").exists()
+
+
+def test_a_pyenv_version_that_is_not_selected_is_found(box: Setup) -> None:
+    # pyenv's shim answers "command not found" for an installed but unselected python3.12.
+    tool(box.bin, "python3.12", "echo 'pyenv: python3.12: command not found' >&2\nexit 127\n")
+    root = box.root / "pyenv"
+    interpreter = root / "versions" / "3.12.1" / "bin" / "python3.12"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.write_text(FAKE_PYTHON)
+    interpreter.chmod(0o755)
+    tool(box.bin, "pyenv", f"[ \"$1\" = root ] && echo '{root}'\n")
+    done = box.run(PYTHON="python3.12")
+    assert done.returncode == 0, done.stderr
+    assert (box.root / "venv" / "bin" / "python").read_text() == FAKE_PYTHON

@@ -18,7 +18,9 @@
 #   HVDJOB_FRAMEWORKS  "torch tensorflow" or one of them               (default both; CUDA builds: torch)
 #   HOROVOD_BUILD_CUDA_CC_LIST  CUDA architectures of a CUDA build     (default 75,80,90)
 set -euo pipefail
-
+# The whole script is one block, so bash reads it completely before running it: editing or updating
+# the checkout while a setup runs (it takes minutes) cannot change what this run does.
+{
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 VENV="${VENV:-$repo/.venv}"
@@ -42,7 +44,8 @@ resolve_python() {
   fi
   return 1
 }
-PYTHON="$(resolve_python "$PYTHON")" || die "PYTHON=$PYTHON: no such interpreter on PATH" 2
+interpreter="$(resolve_python "$PYTHON")" || die "PYTHON=$PYTHON: no such interpreter on PATH" 2
+PYTHON="$interpreter"
 
 # --- GPU or CPU, which frameworks ---------------------------------------------------------------
 gpu=0; why=""; chosen=""; cuda_major=""
@@ -163,3 +166,5 @@ fi
 # --- hvdjob itself ----------------------------------------------------------------------------
 pip_install --no-build-isolation -e "$repo[test]" 2>/dev/null || pip_install -e "$repo"
 log "done in $((SECONDS - started)) s: $("$PY" -c 'import horovod; print("horovod", horovod.__version__)')"
+exit 0
+}

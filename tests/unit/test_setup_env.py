@@ -36,6 +36,7 @@ if [[ "$1" == -m && "$2" == pip ]]; then
   exit 0
 fi
 if [[ "$1" == -c ]]; then
+  [[ -z "$2" ]] && exit 0  # "does this interpreter run?"
   [[ -f "$here/../horovod-installed" ]] || exit 1
   [[ "$2" == *print* ]] && echo "horovod 0.28.1"
   exit 0

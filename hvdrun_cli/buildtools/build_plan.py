@@ -272,7 +272,10 @@ def plan(env: Dict[str, str]) -> List[Tuple[str, str]]:
         # Horovod's CMake compiles its CUDA units whenever torch is a CUDA build and it finds nvcc, also
         # without GPU operations: pin the toolkit and the architectures (CUDA 13 has none below 7.5).
         cc_list = env.get("HOROVOD_BUILD_CUDA_CC_LIST") or DEFAULT_CUDA_CC_LIST
-        build_env += [f"HOROVOD_CUDA_HOME={cuda_home(nvcc, env)}", f"HOROVOD_BUILD_CUDA_CC_LIST={cc_list}"]
+        # CUDA_HOME too: torch's cpp_extension otherwise derives it from nvcc's place on PATH (a
+        # /usr/local/bin/nvcc gives /usr/local) and Horovod then finds no libcudart to link.
+        home = cuda_home(nvcc, env)
+        build_env += [f"HOROVOD_CUDA_HOME={home}", f"CUDA_HOME={home}", f"HOROVOD_BUILD_CUDA_CC_LIST={cc_list}"]
         inputs += [f"torch_cuda={torch_cuda}", f"cuda={nvcc_version(nvcc) or 'unknown'}"]
         notes.append(f"CUDA {nvcc_version(nvcc)} from {cuda_home(nvcc, env)} (torch is a CUDA {torch_cuda} build): "
                      f"Horovod's CUDA units are compiled for compute capabilities {cc_list}")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Tuple
 import numpy as np
 
 from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.spec.components import option_names
 from hvdrun_cli.spec.model import JobSpec
 
 from . import plugins
@@ -89,7 +90,7 @@ def synthetic(seed: int, samples: int = 8192, val_samples: int = 1024, features:
 
 
 BUILTIN: Dict[str, Callable[..., ArrayData]] = {"digits": digits, "synthetic": synthetic}
-_BUILTIN_ARGS = {"digits": ("val_fraction",), "synthetic": ("samples", "val_samples", "features", "classes")}
+_BUILTIN_ARGS = {name: option_names("data", name) for name in BUILTIN}  # the table validate checks too
 
 
 def as_array_data(value: Any, key: str) -> ArrayData:

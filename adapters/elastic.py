@@ -14,6 +14,7 @@ rank trains on must follow the current world size. This module holds the framewo
 """
 from __future__ import annotations
 
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -21,10 +22,13 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from hvdrun_cli.spec.model import TrainSpec
+from hvdrun_cli.spec.signals import stop_signal
 
 # SIGTERM stays fatal in elastic workers: Horovod's driver sends it to a worker it removes, and
-# that worker must go at once, not drag the others into a checkpoint-and-stop.
-ELASTIC_STOP_SIGNALS = (signal.SIGUSR1,)
+# that worker must go at once, not drag the others into a checkpoint-and-stop. USR1 is how the
+# launcher passes on a Ctrl-C; the spec's stop signal (slurm.signal) stops them as well.
+ELASTIC_STOP_SIGNALS = tuple(s for s in dict.fromkeys((signal.SIGUSR1, stop_signal(os.environ)))
+                             if s != signal.SIGTERM)
 
 
 def commit_every(train: TrainSpec) -> int:

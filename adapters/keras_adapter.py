@@ -186,7 +186,8 @@ class KerasTraining:
         self.samples = 0
         self.stopping = False
         self.last_saved: Optional[int] = None
-        self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval)
+        self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval,
+                                 framework="tensorflow", tensorboard=train.tensorboard)
         self.marks = ProgressMarks()
         self.warmup: Optional[ResumableWarmup] = None
         self.callbacks: List[Any] = [

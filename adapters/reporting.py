@@ -12,8 +12,11 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
+from hvdrun_cli.launch.output import progress_mark
+
 from .base import RankContext
 from .checkpoint import atomic_write_json
+from .run_record import RunRecorder
 
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -26,9 +29,10 @@ def _round(value: Optional[float], digits: int = 6) -> Optional[float]:
 
 
 class Reporter:
-    """Rank 0's window on the run; every method is a no-op on other ranks."""
+    """Rank 0's window on the run (lines, metrics, summary); other ranks only record their timing."""
 
-    def __init__(self, ctx: RankContext, total_steps: int, epochs: int, log_interval: int) -> None:
+    def __init__(self, ctx: RankContext, total_steps: int, epochs: int, log_interval: int,
+                 framework: Optional[str] = None, tensorboard: bool = True) -> None:
         self.ctx = ctx
         self.enabled = ctx.is_root
         self.total_steps = total_steps
@@ -40,6 +44,9 @@ class Reporter:
         self.first_step_unix_time: Optional[float] = None
         self._mark_time = self.train_start
         self._mark_samples = 0
+        self._mark_step: Optional[int] = None
+        self._steps_started = 0  # calls of first_step(): the first window's length after a start or resume
+        self.record = RunRecorder(ctx.run_dir, framework, tensorboard)  # timing on every rank, TensorBoard on 0
         if self.enabled:
             os.makedirs(ctx.run_dir, exist_ok=True)
 
@@ -48,7 +55,8 @@ class Reporter:
         return global_step % self.log_interval == 0
 
     def first_step(self) -> None:
-        """Call when the first training step starts: the end of start-up, for the summary."""
+        """Call when each training step starts; the first call ends start-up, for the summary."""
+        self._steps_started += 1
         if self.first_step_unix_time is None:
             self.first_step_unix_time = time.time()
             self._mark_time = self.first_step_unix_time
@@ -59,22 +67,38 @@ class Reporter:
             f.write(json.dumps(record, sort_keys=True) + "\n")
 
     def progress(self, *, epoch: int, global_step: int, loss: float, accuracy: float, lr: float,
-                 samples_done: int) -> None:
-        """One progress line and metrics record; ``samples_done`` counts all ranks since training began."""
+                 samples_done: int, step_time_s: Optional[float] = None,
+                 allreduce_wait_s: Optional[float] = None) -> None:
+        """One progress line and metrics record; ``samples_done`` counts all ranks since training began.
+
+        Called on every rank. ``step_time_s`` and ``allreduce_wait_s`` are this rank's mean seconds per step
+        and per step spent waiting in allreduce over the window, when the loop measured them; without
+        ``step_time_s`` the window's wall time per step is recorded, and no wait.
+        """
         now = time.time()
         elapsed = now - self.train_start
         interval = max(now - self._mark_time, 1e-9)
         rate = (samples_done - self._mark_samples) / interval
-        self._mark_time, self._mark_samples = now, samples_done
+        steps = global_step - self._mark_step if self._mark_step is not None else self._steps_started
+        self._mark_time, self._mark_samples, self._mark_step = now, samples_done, global_step
+        if step_time_s is None and steps > 0:
+            step_time_s = interval / steps
+        self.record.record_window(self.ctx.rank, self.ctx.attempt, global_step, steps,
+                                  {"loss": loss, "accuracy": accuracy, "lr": lr, "samples_per_sec": rate},
+                                  step_time_s, allreduce_wait_s)
         if not self.enabled:
             return
         print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{self.total_steps} loss {loss:.4f} "
               f"accuracy {accuracy:.4f} lr {lr:.5g} {rate:,.0f} samples/s elapsed {elapsed:.1f}s", flush=True)
+        print(progress_mark(global_step, total=self.total_steps, epoch=f"{epoch + 1}/{self.epochs}",
+                            loss=f"{loss:.6g}", accuracy=f"{accuracy:.6g}", samples_per_sec=f"{rate:.1f}"),
+              flush=True)  # for the launcher's progress view
         self._append({"kind": "train", "time": now, "epoch": epoch + 1, "step": global_step,
                       "total_steps": self.total_steps, "loss": _round(loss), "accuracy": _round(accuracy),
                       "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3)})
 
     def validation(self, *, epoch: int, global_step: int, loss: float, accuracy: float) -> None:
+        self.record.record_validation(self.ctx.rank, global_step, {"loss": loss, "accuracy": accuracy})
         if not self.enabled:
             return
         print(f"epoch {epoch + 1}/{self.epochs} validation loss {loss:.4f} accuracy {accuracy:.4f}", flush=True)
@@ -114,7 +138,9 @@ class Reporter:
             "checkpoint": checkpoint,
             **(extra or {}),
         }
+        self.record.close()
         if self.enabled:
+            print(progress_mark(steps), flush=True)  # the launcher's progress view ends at the last step
             atomic_write_json(self.summary_path, result)
         return result
 

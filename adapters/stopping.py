@@ -1,21 +1,25 @@
 """Graceful stop: a signal only raises a flag; ranks act on it together at a step boundary.
 
-Slurm sends SIGUSR1 (``--signal``) before preemption or the time limit, and Ctrl-C on the launcher
-turns into SIGTERM. Stopping inside a collective would hang the other ranks, so the handler just
+Slurm sends the spec's ``slurm.signal`` (USR2 by default; the launcher passes its name in
+``HVDJOB_STOP_SIGNAL``) before preemption or the time limit, and Ctrl-C on the launcher turns into
+SIGTERM. Other signals keep their handlers (NCCL and MPI stacks may use USR1). Stopping inside a collective would hang the other ranks, so the handler just
 records the request and the training loop asks all ranks (an allreduce-max of the flag) whether
 anyone wants to stop.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Iterable, Optional
 
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+from hvdrun_cli.spec.signals import stop_signal
+
+STOP_SIGNALS = tuple(dict.fromkeys((stop_signal(os.environ), signal.SIGTERM)))
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; read once per step by the training loop."""
+    """Set by the stop signal or SIGTERM; read once per step by the training loop."""
 
     def __init__(self) -> None:
         self._event = threading.Event()

@@ -119,7 +119,8 @@ class TorchTraining:
         self.loss_fn = build_loss(spec)
         # Different dropout masks per rank; the model was already initialised from the shared seed.
         torch.manual_seed(train.seed + 1000003 * (ctx.rank + 1))
-        self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval)
+        self.reporter = Reporter(ctx, self.total_steps, train.epochs, train.log_interval,
+                                 framework="torch", tensorboard=train.tensorboard)
         self.marks = ProgressMarks()
         self.last_saved: Optional[int] = None
 

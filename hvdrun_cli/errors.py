@@ -35,9 +35,22 @@ class Problem:
                 if self.column is not None:
                     where += f":{self.column}"
             where += ": "
-        key = f"{self.key}: " if self.key else ""
-        got = "" if self.got is _MISSING else f" (got {self.got!r})"
-        return f"{where}{key}{self.message}{got}"
+        key = f"{_one_line(self.key)}: " if self.key else ""
+        got = "" if self.got is _MISSING else f" (got {_short(repr(self.got))})"
+        return f"{_one_line(where)}{key}{_one_line(self.message)}{got}"
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a key with a line break in it) shown escaped: one problem, one line."""
+    return text.translate(_CONTROL) if any(ord(c) < 0x20 or c == "\x7f" for c in text) else text
+
+
+def _short(text: str, width: int = 200) -> str:
+    """A multi-megabyte value is not printed whole."""
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
 
 
 class HvdjobError(Exception):

@@ -1,16 +1,14 @@
-"""Run the job once per (repeat, np) through ``hvdjob run`` itself and collect the samples.
+"""Run the job once per (repeat, np) through the runner ``hvdjob run`` uses, and collect the samples.
 
-Each run is a real ``python -m hvdrun_cli run JOB --np K --run-dir DIR -q`` subprocess, i.e. the
-same code path a user's ``hvdjob run`` takes, so the start-up cost measured is the one users pay.
-This module is the only part of the bench that starts processes.
+Each run is a real launch (plan, rank processes, run directory) by :class:`~hvdrun_cli.launch.runner.Launch`,
+in this process: the same code path a user's ``hvdjob run`` takes after reading its command line,
+so the start-up measured is hvdjob's planning and rank start-up, not a Python interpreter's.
+This module is the only part of the bench that starts jobs.
 """
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
@@ -20,12 +18,12 @@ from hvdrun_cli.bench.samples import SUMMARY_FILE, RunSample, sample_from_summar
 from hvdrun_cli.cli.spec_options import overrides_from_flags
 from hvdrun_cli.errors import JobFailed, LaunchError, Problem, UserInputError
 from hvdrun_cli.launch.planner import layout_for, resolve_hosts
+from hvdrun_cli.launch.runner import Launch, RunOptions
+from hvdrun_cli.scriptjob.files import load_spec_file
 from hvdrun_cli.spec import load_spec
 from hvdrun_cli.spec.model import JobSpec
 
-CONSOLE_LOG = "console.log"  # what ``hvdjob run`` printed, kept beside the run's own logs
-STOP_WAIT_S = 45.0  # hvdjob gives ranks 30 s to checkpoint after SIGTERM; then it is killed
-TAIL_LINES = 15
+CONSOLE_LOG = "console.log"  # what the launcher printed (notes, restarts), kept beside the run's own logs
 
 
 @dataclass(frozen=True)
@@ -36,7 +34,6 @@ class BenchConfig:
     repeats: int = 3
     steps: Optional[int] = None  # train.max_steps for every run; None keeps the spec's
     set_options: Tuple[str, ...] = ()  # the user's --set values, passed on to every run
-    python: str = sys.executable
     timeout_s: float = 1800.0  # per run
 
 
@@ -59,12 +56,9 @@ def run_overrides(config: BenchConfig, run_dir: str) -> Tuple[str, ...]:
     return tuple(config.set_options) + tuple(own)
 
 
-def run_argv(config: BenchConfig, np: int, run_dir: str) -> List[str]:
-    """The ``hvdjob run`` command line for one run (an argv list, never a shell string)."""
-    argv = [config.python, "-m", "hvdrun_cli", "run", config.spec_path, "--run-dir", run_dir, "--np", str(np), "-q"]
-    for option in run_overrides(config, run_dir):
-        argv += ["--set", option]
-    return argv
+def spec_for_run(config: BenchConfig, np: int, run_dir: str) -> JobSpec:
+    """The spec one run launches: the user's file with the user's and the bench's overrides and ``np``."""
+    return load_spec(config.spec_path, overrides_from_flags(run_overrides(config, run_dir), np=str(np)))
 
 
 def check_spec(config: BenchConfig) -> JobSpec:
@@ -75,7 +69,7 @@ def check_spec(config: BenchConfig) -> JobSpec:
     """
     if config.steps is not None and config.steps < 1:
         raise UserInputError(Problem("must be at least 1", key="--steps", got=config.steps))
-    base = load_spec(config.spec_path, overrides_from_flags(config.set_options))
+    base = load_spec_file(config.spec_path, overrides_from_flags(config.set_options))
     if config.steps is not None and not base.managed:
         raise UserInputError(Problem(
             "only applies to managed training (train:); a script job reads its own arguments",
@@ -83,38 +77,9 @@ def check_spec(config: BenchConfig) -> JobSpec:
     spec = base
     for np in config.nps:
         run_dir = run_dir_for(config, np, 0)
-        spec = load_spec(config.spec_path, overrides_from_flags(run_overrides(config, run_dir), np=str(np)))
+        spec = spec_for_run(config, np, run_dir)
         layout_for(spec, resolve_hosts(spec, os.environ))  # np fits the hosts
     return spec
-
-
-def _tail(path: str, lines: int = TAIL_LINES) -> List[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read().splitlines()[-lines:]
-    except OSError:
-        return []
-
-
-def _wait(proc: "subprocess.Popen[bytes]", timeout_s: float) -> Tuple[int, bool]:
-    """(exit code, timed out). A run over time is asked to stop (SIGTERM), then killed."""
-    try:
-        return proc.wait(timeout=timeout_s), False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(timeout=STOP_WAIT_S), True
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(), True
-    except KeyboardInterrupt:
-        # Ctrl-C reached hvdjob too (same process group): let it stop its ranks before we go.
-        try:
-            proc.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
 
 
 def read_summary(run_dir: str) -> dict:
@@ -135,20 +100,21 @@ def read_summary(run_dir: str) -> dict:
 def run_once(config: BenchConfig, np: int, repeat: int) -> RunSample:
     """Launch one run and wait for it; a failed run raises :class:`JobFailed` with its exit code."""
     run_dir = os.path.abspath(run_dir_for(config, np, repeat))
+    spec = spec_for_run(config, np, run_dir)
     os.makedirs(run_dir, exist_ok=True)
     console = os.path.join(run_dir, CONSOLE_LOG)
-    argv = run_argv(config, np, run_dir)
-    with open(console, "wb") as out:
+    with open(console, "w", encoding="utf-8") as out:
         launch_unix_time = time.time()
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        code, timed_out = _wait(proc, config.timeout_s)
+        outcome = Launch(spec, run_dir=run_dir).run(
+            RunOptions(quiet=True, time_limit_s=config.timeout_s, terminal=out))
         wall_s = time.monotonic() - started
-    if timed_out or code != 0:
-        why = f"took longer than {config.timeout_s:.0f} s" if timed_out else f"exited with code {code}"
-        lines = [f"bench run np={np} repeat {repeat + 1}: hvdjob run {why}; last lines of {console}:"]
-        lines += [f"    {line}" for line in _tail(console)]
-        raise JobFailed("\n".join(lines), exit_code=code if code > 0 else 1)
+    if not outcome.ok:
+        result = outcome.result
+        why = f"took longer than {config.timeout_s:.0f} s" if outcome.timed_out else result.message
+        lines = [f"bench run np={np} repeat {repeat + 1}: {why}"] + [f"    {line}" for line in result.tail]
+        lines.append(f"    (launcher messages in {console})")
+        raise JobFailed("\n".join(lines), exit_code=result.exit_code if result.exit_code > 0 else 1)
     return sample_from_summary(
         read_summary(run_dir),
         np=np,

@@ -22,10 +22,10 @@ class RunSample:
     np: int
     repeat: int  # 0-based
     samples_per_sec: float  # whole job (all ranks)
-    launch_unix_time: float  # taken by the bench just before it spawned ``hvdjob run``
+    launch_unix_time: float  # taken by the bench just before it planned and started the launch
     first_step_unix_time: float  # rank 0 began its first training step
     process_start_unix_time: Optional[float]  # rank 0's worker process was started
-    wall_s: float  # spawn to exit of ``hvdjob run``
+    wall_s: float  # planning the launch to the end of its last rank
     run_dir: str
 
     @property
@@ -34,7 +34,7 @@ class RunSample:
 
     @property
     def launch_to_rank_start_s(self) -> Optional[float]:
-        """hvdjob's own share: CLI start, plan, rendezvous, spawning the rank processes."""
+        """hvdjob's own share: plan, rendezvous, spawning the rank processes."""
         if self.process_start_unix_time is None:
             return None
         return self.process_start_unix_time - self.launch_unix_time

@@ -106,8 +106,11 @@ fi
 export PATH="$VENV/bin:$PATH"
 
 # Runtime dependencies of horovod and of hvdjob itself (installed before the build: --no-build-isolation).
-pip_install "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "mpi4py" 2>/dev/null \
-  || pip_install "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn"
+# rich: the launcher's progress bar; tensorboard: torch's event writer and the reader tests use;
+# matplotlib: hvdjob report.
+pip_install "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib" \
+  "mpi4py" 2>/dev/null \
+  || pip_install "cloudpickle" "psutil" "pyyaml" "click>=8" "numpy" "scikit-learn" "rich" "tensorboard" "matplotlib"
 
 # --- Horovod ----------------------------------------------------------------------------------
 export HVDJOB_REAL_CXX="${HVDJOB_REAL_CXX:-$(command -v c++)}"
@@ -165,6 +168,8 @@ fi
 
 # --- hvdjob itself ----------------------------------------------------------------------------
 pip_install --no-build-isolation -e "$repo[test]" 2>/dev/null || pip_install -e "$repo"
+# The test tools (also in pyproject's [test] extra), in case the editable install fell back to no extras.
+pip_install "pytest>=7" "pytest-timeout" "hypothesis>=6"
 log "done in $((SECONDS - started)) s: $("$PY" -c 'import horovod; print("horovod", horovod.__version__)')"
 exit 0
 }

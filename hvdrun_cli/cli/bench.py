@@ -1,6 +1,6 @@
 """``hvdjob bench job.yaml --np 1,2``: throughput, scaling efficiency and start-up time at each np.
 
-Every run goes through ``hvdjob run`` itself (a subprocess), so what is measured is what users get.
+Every run goes through the runner ``hvdjob run`` uses (in this process), so what is measured is what users get.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hvdrun_cli.bench.options import parse_np_list
 from hvdrun_cli.bench.report import BenchReport, write_report
 from hvdrun_cli.bench.runner import BenchConfig, check_spec, describe_sample, run_all
 from hvdrun_cli.cli.common import clean_errors
+from hvdrun_cli.cli.spec_options import set_option
 from hvdrun_cli.launch.rundir import new_run_id
 
 BUSY_LOAD_PER_CORE = 0.5  # above this, other work is competing for the cores being measured
@@ -29,8 +30,7 @@ BUSY_LOAD_PER_CORE = 0.5  # above this, other work is competing for the cores be
               help="Training steps per run (sets train.max_steps); default: the spec's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Where bench.json, bench.png and the runs go (default runs/<name>/bench-<id>).")
-@click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE",
-              help="Override a spec value for every run (repeatable), as for hvdjob run.")
+@set_option("Override a spec value for every run (repeatable), as for hvdjob run.")
 @click.option("--markdown", is_flag=True, help="Print the table as markdown.")
 @click.option("--no-plot", is_flag=True, help="Do not draw bench.png.")
 @clean_errors

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from typing import Dict, List, Optional, Tuple
 
 import click
@@ -24,6 +25,10 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
     "doctor": ("hvdrun_cli.cli.doctor", "doctor", "Show how Horovod was built and which launchers work here."),
     "smoke": ("hvdrun_cli.cli.smoke", "smoke", "Run a job briefly on this box and check it trains."),
     "bench": ("hvdrun_cli.cli.bench", "bench", "Measure throughput and scaling of a job at several np."),
+    "init": ("hvdrun_cli.cli.init", "init", "Write a commented starter job spec (for a script or managed training)."),
+    "completion": ("hvdrun_cli.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
+    "report": ("hvdrun_cli.cli.report", "report", "Draw a run as one PNG: curves and per-rank timing (--json too)."),
+    "runs": ("hvdrun_cli.cli.runs", "runs", "List past runs under the run root, newest first."),
 }
 
 
@@ -57,6 +62,8 @@ def cli() -> None:
 
 
 def main() -> None:
+    if os.environ.get("_HVDJOB_COMPLETE"):
+        import hvdrun_cli.cli.completion  # noqa: F401  (registers hvdjob's bash completion script)
     cli(prog_name="hvdjob")
 
 

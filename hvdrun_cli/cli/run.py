@@ -1,83 +1,86 @@
-"""``hvdjob run job.yaml``: build the launch plan, print it (--dry-run) or execute it."""
+"""``hvdjob run job.yaml`` or ``hvdjob run --np 2 train.py ARGS``: plan the launch, print it (--dry-run) or run it."""
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from typing import Optional
+from typing import Optional, Tuple
 
 import click
 
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
-from hvdrun_cli.errors import JobFailed
-from hvdrun_cli.launch.attempts import run_attempts
-from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.planner import SPEC_JSON
-from hvdrun_cli.launch.prepare import plan_here, write_result
-from hvdrun_cli.files import write_json_atomic
-from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
-from hvdrun_cli.preflight.gate import require_reachable_hosts
-from hvdrun_cli.spec import load_spec
+from hvdrun_cli.cli.target import ScriptFlags, SpecOrScriptCommand, load_job, script_options, target_argument
+from hvdrun_cli.errors import JobFailed, Problem, UserInputError
+from hvdrun_cli.launch.progress_view import DEFAULT_PLAIN_EVERY_S, progress_view
+from hvdrun_cli.launch.runner import Launch, RunOptions
 
 
-def checked(plan: LaunchPlan) -> LaunchPlan:
-    """The plan, once every remote host it uses answers (a down host is named in seconds)."""
-    require_reachable_hosts(plan)
-    return plan
-
-
-@click.command("run")
-@click.argument("spec_path", metavar="JOB.yaml")
+@click.command("run", cls=SpecOrScriptCommand)
+@target_argument
 @spec_options
+@script_options
 @click.option("--dry-run", is_flag=True, help="Print the launch plan (argv, env, rank layout) and stop.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Use this run directory instead of runs/<name>/<id>.")
 @click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
 @click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
+@click.option("--verbose", is_flag=True, help="Print the launch plan (as --dry-run shows it) before starting the ranks.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
+              show_default=True, help="Job progress: a live bar on a terminal, a plain line every "
+              "--progress-every seconds otherwise (auto), or always one of them, or none.")
+@click.option("--progress-every", type=click.FloatRange(min=0.5), default=DEFAULT_PLAIN_EVERY_S, show_default=True,
+              metavar="SECONDS", help="Seconds between plain progress lines.")
 @clean_errors
 def run(
-    spec_path: str,
+    target: Tuple[str, ...],
     dry_run: bool,
     as_json: bool,
     run_dir: Optional[str],
     max_restarts: Optional[int],
     progress_timeout: Optional[int],
     quiet: bool,
+    verbose: bool,
+    progress_mode: str,
+    progress_every: float,
     spec_flags: SpecFlags,
+    script_flags: ScriptFlags,
 ) -> None:
-    """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation."""
-    spec = load_spec(spec_path, spec_flags.overrides())
-    run_id = new_run_id()
-    directory = planned_run_dir(spec, run_id, run_dir)
-    first_plan = plan_here(spec, directory, run_id, attempt=0)  # bad hosts/layout fail before any file exists
+    """Launch the job's ranks now: local Gloo, mpirun over hosts, or srun inside a Slurm allocation.
+
+    Give a job spec (JOB.yaml), or a Horovod training script with its arguments: options before
+    the script are hvdjob's, everything after it is the script's, and its framework is read from
+    its imports (or --framework). 'hvdjob run --np 2 -- python train.py ARGS' works too.
+    """
+    if as_json and not dry_run:
+        raise UserInputError(Problem("only works with --dry-run, where it prints the plan as JSON; a run's outcome "
+                                     "is written to result.json in its run directory", key="--json"))
+    job = load_job(target, spec_flags, script_flags)
+    spec = job.spec
+    if job.script_job is not None:
+        click.echo(f"hvdjob: {job.script_job.script}: {spec.framework} script job, framework "
+                   f"{job.script_job.framework_source}", err=True)
+    if job.saved_spec:
+        click.echo(f"hvdjob: wrote {job.saved_spec}; next time: hvdjob run {job.saved_spec}", err=True)
+    launch = Launch(spec, run_dir=run_dir)  # bad hosts/layout fail here, before any file exists
     if dry_run:
         if as_json:
-            echo_json(first_plan.to_dict())
+            echo_json(launch.plan.to_dict())
         else:
-            click.echo(first_plan.render_text())
+            click.echo(launch.plan.render_text())
         return
-
-    require_reachable_hosts(first_plan)  # a down host is named in seconds, before any rank starts
-    create_run_dir(directory)
-    write_json_atomic(os.path.join(directory, SPEC_JSON), spec.to_dict())
-    restarts = spec.restarts if max_restarts is None else max_restarts
-    timeout = progress_timeout or spec.watchdog.progress_timeout_seconds
-
-    def save_plan(plan: LaunchPlan) -> None:
-        write_json_atomic(os.path.join(directory, "plan.json"), plan.to_dict())
-
-    click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True)
-    result = run_attempts(
-        lambda attempt: first_plan if attempt == 0 else checked(plan_here(spec, directory, run_id, attempt)),
-        max_restarts=restarts,
-        terminal=sys.stdout,
-        quiet=quiet,
-        progress_timeout_s=timeout,
-        on_plan=save_plan,
-    )
-    write_result(directory, result)
+    if verbose:
+        click.echo(launch.plan.render_text(), err=True)
+    view = progress_view(launch.plan.np, progress_mode, progress_every)
+    with view or contextlib.nullcontext():
+        outcome = launch.run(
+            RunOptions(max_restarts=max_restarts, progress_timeout_s=progress_timeout, quiet=quiet,
+                       terminal=sys.stdout,  # inside the view: its console when it draws a bar
+                       observers=(view.observe,) if view else ()),
+            on_started=lambda directory: click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True),
+        )
+    result = outcome.result
     if not result.ok:
         lines = [result.message] + [f"    {line}" for line in result.tail]
         raise JobFailed("\n".join(lines), exit_code=result.exit_code)
-    click.echo(f"hvdjob: {spec.name}: finished in {result.wall_time_s:.1f} s; logs in {directory}", err=True)
+    click.echo(f"hvdjob: {spec.name}: finished in {result.wall_time_s:.1f} s; logs in {outcome.run_dir}", err=True)

@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import click
 
 from hvdrun_cli.cli.common import clean_errors, echo_json
-from hvdrun_cli.cli.spec_options import overrides_from_flags
+from hvdrun_cli.cli.spec_options import overrides_from_flags, set_option
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.smoke.junit import render_junit
@@ -33,8 +33,7 @@ EXIT_CHECK_FAILED = 1
               help="Wall-clock limit for the whole smoke run; when reached the job is stopped and 'runs' fails.")
 @click.option("--np", "np", type=click.IntRange(min=1), default=None,
               help="Ranks to start (default: one per GPU, or 2 CPU ranks over Gloo without one).")
-@click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE",
-              help="Override a spec value, e.g. --set train.lr=0.05 (repeatable; value read as YAML).")
+@set_option()
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the verdicts as JUnit XML (one testcase per check) for the CI's test report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON on stdout (verdict lines go to stderr).")

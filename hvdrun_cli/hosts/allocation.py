@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional, Set, Tuple
 from hvdrun_cli.errors import HostfileError, Problem
 from hvdrun_cli.hosts.hostlist import expand_nodelist, parse_tasks_per_node
 from hvdrun_cli.hosts.model import Host, host_name_problem
+from hvdrun_cli.spec import limits
 
 _NODELIST_VARS = ("SLURM_JOB_NODELIST", "SLURM_NODELIST")
 
@@ -71,11 +72,15 @@ def hosts_from_slurm(environ: Mapping[str, str]) -> Optional[Tuple[Host, ...]]:
 def _read_nodefile(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            text = handle.read(limits.MAX_HOSTFILE_BYTES + 1)
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
         raise HostfileError(Problem(f"cannot read PBS node file: {reason}", file=path,
                                     key="PBS_NODEFILE")) from None
+    if len(text) > limits.MAX_HOSTFILE_BYTES:
+        raise HostfileError(Problem(f"has more than {limits.MAX_HOSTFILE_BYTES:,} characters,"
+                                    " hvdjob's limit for a node file", file=path, key="PBS_NODEFILE"))
+    return text
 
 
 def hosts_from_pbs(environ: Mapping[str, str]) -> Optional[Tuple[Host, ...]]:
@@ -93,12 +98,21 @@ def hosts_from_pbs(environ: Mapping[str, str]) -> Optional[Tuple[Host, ...]]:
         name = raw.strip()
         if not name:
             continue
+        if len(problems) >= limits.MAX_PROBLEMS:
+            problems.append(Problem(f"more problems after line {number} not shown", file=path))
+            break
         problem = host_name_problem(name)
         if problem:
-            problems.append(Problem(problem, file=path, line=number, got=name))
+            problems.append(Problem(problem, file=path, line=number, got=name[:80]))
             continue
         folded = spelling.setdefault(name.lower(), name)
-        slots[folded] = slots.get(folded, 0) + 1
+        count = slots.get(folded, 0) + 1
+        if count > limits.MAX_SLOTS_PER_HOST or len(slots) + (folded not in slots) > limits.MAX_HOSTS:
+            what = (limits.too_many(count, limits.MAX_SLOTS_PER_HOST, f"slots for {name!r}")
+                    if count > limits.MAX_SLOTS_PER_HOST else limits.too_many(len(slots) + 1, limits.MAX_HOSTS, "hosts"))
+            problems.append(Problem(what, file=path, line=number, key="PBS_NODEFILE"))
+            break
+        slots[folded] = count
     if not slots and not problems:
         problems.append(Problem("PBS node file lists no hosts", file=path, key="PBS_NODEFILE"))
     if problems:

@@ -5,9 +5,13 @@ One line per host in a hostfile, in any of the forms people already have::
     node1 slots=4          # Open MPI / DeepSpeed (max_slots=N accepted, must be >= slots)
     node2:4                # Horovod -H / discovery-script form
     node3                  # bare host: 1 slot
+    node3                  # ... listed again bare: one more slot (MPI machinefile, $PBS_NODEFILE)
 
-``-H a:2,b`` and the spec's ``resources.hosts`` use the ``name`` / ``name:N`` form.
-Every problem in the input is reported at once, each with its file:line (or flag/key).
+A host given a count (``slots=N`` or ``:N``) must be listed once: a second line for it is an error,
+since adding or replacing the count would both be guesses. Repeated *bare* lines are Open MPI's
+machinefile form and add one slot each. ``-H a:2,b`` and the spec's ``resources.hosts`` use the
+``name`` / ``name:N`` form. Every problem in the input is reported at once, each with its file:line
+(or flag/key); sizes are bounded by :mod:`hvdrun_cli.spec.limits` before anything is built.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hvdrun_cli.errors import HostfileError, Problem
 from hvdrun_cli.hosts.model import Host, host_name_problem
+from hvdrun_cli.spec import limits
 
 _OPTIONS = ("max_slots", "slots")
 _FORMS = "'host slots=N', 'host:N' or 'host'"
@@ -25,11 +30,15 @@ _Issue = Tuple[str, str]
 
 
 def _count(text: str, what: str, issues: List[_Issue]) -> Optional[int]:
-    """A positive integer slot count, or None after recording why ``text`` is not one."""
-    if text.isascii() and text.isdigit() and int(text) > 0:
-        return int(text)
-    issues.append((f"{what} must be a positive integer", text))
-    return None
+    """A positive integer slot count up to the per-host limit, or None after recording why not."""
+    if not (text.isascii() and text.isdigit() and int(text[: limits.MAX_COUNT_DIGITS + 1]) > 0):
+        issues.append((f"{what} must be a positive integer", text))
+        return None
+    if len(text) > limits.MAX_COUNT_DIGITS or int(text) > limits.MAX_SLOTS_PER_HOST:
+        issues.append((f"{what} must be at most {limits.MAX_SLOTS_PER_HOST} (hvdjob's limit for one host)",
+                       text if len(text) <= 40 else text[:40] + "..."))
+        return None
+    return int(text)
 
 
 def _option(token: str, seen: Dict[str, int], issues: List[_Issue]) -> None:
@@ -48,12 +57,12 @@ def _option(token: str, seen: Dict[str, int], issues: List[_Issue]) -> None:
         seen[key] = number
 
 
-def _parse_line(text: str) -> Tuple[Optional[Host], List[_Issue]]:
-    """One hostfile line without its comment: a Host, or the reasons it is not one."""
+def _parse_line(text: str) -> Tuple[Optional[Host], bool, List[_Issue]]:
+    """One hostfile line without its comment: (Host, whether it gave a count) or the reasons not."""
     issues: List[_Issue] = []
     first, *rest = text.split()
     if "=" in first:
-        return None, [(f"expected a host name first; lines look like {_FORMS}", text)]
+        return None, False, [(f"expected a host name first; lines look like {_FORMS}", text)]
     name, colon, count = first.partition(":")
     slots = _count(count, "slot count", issues) if colon else None
     problem = host_name_problem(name)
@@ -67,25 +76,31 @@ def _parse_line(text: str) -> Tuple[Optional[Host], List[_Issue]]:
         issues.append((f"unexpected text after the host name; expected {_FORMS}", " ".join(stray)))
     if colon and "slots" in options:
         issues.append(("slot count given twice: use 'host:N' or 'host slots=N', not both", text))
+    counted = bool(colon or "slots" in options)
     slots = slots or options.get("slots") or 1
     max_slots = options.get("max_slots")
     if max_slots is not None and max_slots < slots:
         issues.append((f"max_slots ({max_slots}) is smaller than slots ({slots})", text))
     if issues:
-        return None, issues
-    return Host(name, slots), []
+        return None, counted, issues
+    return Host(name, slots), counted, []
 
 
 def _read_text(path: str) -> str:
+    """The file's text (CRLF read as LF); refused unread past :data:`limits.MAX_HOSTFILE_BYTES`."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            return handle.read()
+            text = handle.read(limits.MAX_HOSTFILE_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise HostfileError(Problem(f"cannot read hostfile: {reason}", file=path)) from None
     except UnicodeDecodeError:
         raise HostfileError(
             Problem("cannot read hostfile: not a UTF-8 text file", file=path)) from None
+    if len(text) > limits.MAX_HOSTFILE_BYTES:
+        raise HostfileError(Problem(f"has more than {limits.MAX_HOSTFILE_BYTES:,} characters,"
+                                    " hvdjob's limit for a hostfile", file=path))
+    return text
 
 
 def _issue_problem(issue: _Issue, **where: Any) -> Problem:
@@ -96,31 +111,48 @@ def _issue_problem(issue: _Issue, **where: Any) -> Problem:
 def parse_hostfile(path: str) -> Tuple[Host, ...]:
     """Hosts listed in ``path``, in file order; HostfileError lists every bad line."""
     text = _read_text(path)
-    hosts: List[Host] = []
+    slots: Dict[str, int] = {}  # folded name -> slots so far
+    names: Dict[str, str] = {}  # folded name -> the first spelling
     first_line: Dict[str, int] = {}
+    counted: Dict[str, bool] = {}  # folded name -> whether its first line gave a count
     problems: List[Problem] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        host, issues = _parse_line(line)
+        if len(problems) >= limits.MAX_PROBLEMS:
+            problems.append(Problem(f"more problems after line {number} not shown", file=path))
+            break
+        host, has_count, issues = _parse_line(line)
         problems.extend(_issue_problem(i, file=path, line=number) for i in issues)
         if host is None:
             continue
         # Host names are case-insensitive (DNS): 'Node1' and 'node1' are the same machine.
         folded = host.name.lower()
         if folded in first_line:
-            problems.append(Problem(
-                f"duplicate host {host.name!r} (first listed at line {first_line[folded]})",
-                file=path, line=number))
+            if has_count or counted[folded]:
+                problems.append(Problem(
+                    f"duplicate host {host.name!r} (first listed at line {first_line[folded]}); a host"
+                    " with a slot count is listed once (only bare lines repeat, one slot each)",
+                    file=path, line=number))
+            elif slots[folded] >= limits.MAX_SLOTS_PER_HOST:
+                problems.append(Problem(
+                    limits.too_many(slots[folded] + 1, limits.MAX_SLOTS_PER_HOST, f"slots for {host.name!r}"),
+                    file=path, line=number))
+            else:
+                slots[folded] += 1  # machinefile form: one line per slot
             continue
-        first_line[folded] = number
-        hosts.append(host)
-    if not hosts and not problems:
+        if len(first_line) >= limits.MAX_HOSTS:
+            problems.append(Problem(limits.too_many(len(first_line) + 1, limits.MAX_HOSTS, "hosts"),
+                                    file=path, line=number))
+            break
+        first_line[folded], counted[folded] = number, has_count
+        names[folded], slots[folded] = host.name, host.slots
+    if not slots and not problems:
         problems.append(Problem(f"no hosts found; expected lines like {_FORMS}", file=path))
     if problems:
         raise HostfileError(problems)
-    return tuple(hosts)
+    return tuple(Host(names[folded], count) for folded, count in slots.items())
 
 
 def _parse_entry(piece: str, default_slots: int) -> Tuple[Optional[Host], List[_Issue]]:
@@ -177,6 +209,9 @@ def parse_host_list(
                     f"duplicate host {host.name!r} (first listed in {first_key[folded]})",
                     **where))
                 continue
+            if len(first_key) >= limits.MAX_HOSTS:
+                raise HostfileError(problems + [Problem(
+                    limits.too_many(len(first_key) + 1, limits.MAX_HOSTS, "hosts"), **where)])
             first_key[folded] = key
             hosts.append(host)
     if not hosts and not problems:

@@ -12,9 +12,10 @@ import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 from hvdrun_cli.errors import HostfileError, Problem
+from hvdrun_cli.spec import limits
 
 # Guards against expressions like n[0-999999999] eating memory; far above any real allocation.
-MAX_HOSTS = 1 << 20
+MAX_HOSTS = limits.MAX_HOSTS
 
 _LITERAL = re.compile(r"[A-Za-z0-9._-]*")
 _RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
@@ -27,7 +28,12 @@ _Part = Union[str, List[_Range]]
 
 
 def _fail(message: str, origin: Optional[str], got: str) -> HostfileError:
-    return HostfileError(Problem(message, key=origin, got=got))
+    return HostfileError(Problem(message, key=origin, got=_short(got)))
+
+
+def _short(text: str, width: int = 80) -> str:
+    """A value to quote in a message: a multi-MB variable is not printed whole."""
+    return text if len(text) <= width else text[:width] + "..."
 
 
 def _split_names(text: str, origin: Optional[str]) -> List[str]:
@@ -64,6 +70,9 @@ def _parse_ranges(body: str, origin: Optional[str], name: str) -> List[_Range]:
         if not match:
             raise _fail(f"bad range {item!r} in brackets; expected N or N-M", origin, name)
         low_text, high_text = match.group(1), match.group(2)
+        if max(len(low_text), len(high_text or "")) > limits.MAX_COUNT_DIGITS:
+            raise _fail(f"number in range {_short(item)!r} has more than {limits.MAX_COUNT_DIGITS} digits",
+                        origin, _short(name))
         low = int(low_text)
         high = int(high_text) if high_text is not None else low
         if high < low:
@@ -140,9 +149,16 @@ def parse_tasks_per_node(text: str, origin: Optional[str] = None) -> List[int]:
     for item in text.split(","):
         match = _TASKS.fullmatch(item.strip())
         if not match:
-            raise _fail(f"bad task count {item!r}; expected N or N(xM)", origin, text)
+            raise _fail(f"bad task count {_short(item)!r}; expected N or N(xM)", origin, text)
+        if max(len(match.group(1)), len(match.group(2) or "")) > limits.MAX_COUNT_DIGITS:
+            raise _fail(f"task count {_short(item)!r} has more than {limits.MAX_COUNT_DIGITS} digits", origin, text)
         count, repeat = int(match.group(1)), int(match.group(2) or 1)
         if count < 1 or repeat < 1:
             raise _fail(f"task counts and repeats must be positive (got {item!r})", origin, text)
+        if count > limits.MAX_SLOTS_PER_HOST:
+            raise _fail(f"{count} tasks on one node is more than hvdjob's limit of {limits.MAX_SLOTS_PER_HOST}",
+                        origin, text)
+        if len(counts) + repeat > limits.MAX_HOSTS:
+            raise _fail(limits.too_many(len(counts) + repeat, limits.MAX_HOSTS, "nodes"), origin, text)
         counts.extend([count] * repeat)
     return counts

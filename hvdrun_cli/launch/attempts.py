@@ -12,9 +12,10 @@ import dataclasses
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, Optional, TextIO
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
 from hvdrun_cli.launch.execute import EXIT_PREEMPTED, Execution, JobResult
+from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
 
 RESTART_PAUSE_S = 1.0  # lets ports and the last writes of the failed attempt settle
@@ -56,7 +57,10 @@ def run_attempts(
     quiet: bool = False,
     progress_timeout_s: Optional[float] = None,
     on_plan: Optional[Callable[[LaunchPlan], None]] = None,
+    on_execution: Optional[Callable[[Execution], None]] = None,
+    observers: Sequence[LineObserver] = (),
 ) -> JobResult:
+    """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first."""
     attempt = 0
     failures: List[JobResult] = []
     with _GapSignals() as gap:
@@ -65,6 +69,8 @@ def run_attempts(
             if on_plan:
                 on_plan(plan)
             execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s)
+            for observer in observers:
+                execution.router.add_observer(observer)
             if failures:
                 previous = failures[-1]
                 since = f" {time.monotonic() - previous.failed_at:.1f} s after the failure" if previous.failed_at else ""
@@ -73,6 +79,8 @@ def run_attempts(
                     f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
                     "they resume from the latest checkpoint"
                 )
+            if on_execution:
+                on_execution(execution)
             result = execution.run()
             if not should_restart(result, attempt, max_restarts):
                 return _final(result, attempt, max_restarts)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import IO, Deque, Dict, List, Optional, TextIO
+from typing import IO, Callable, Deque, Dict, List, Optional, TextIO
 
 # horovodrun labels lines itself ("[1]<stdout>:"); ours follow it.
 _HOROVODRUN_PREFIX = re.compile(r"^\[\d+\]<std(?:out|err)>:")
@@ -21,7 +21,9 @@ _END_LINE = re.compile(r"^hvdjob: rank (\d+) (?:exited with code (\d+)|was kille
 _START_LINE = re.compile(r"^hvdjob: rank (\d+) started \(pid (\d+) on (\S+)\)")
 # Progress marks: managed ranks print one every few seconds of training (all ranks, not only rank 0),
 # so the watchdog sees progress even when progress lines are minutes apart. Hidden from the terminal.
-_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)$")
+_PROGRESS_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
+# A rank line that starts with this goes to the rank log only (e.g. hvdjob's own traceback frames).
+LOG_ONLY_MARK = "hvdjob-log-only: "
 # Horovod's own log lines ("[2026-01-01 10:00:00.123456: W .../stall_inspector.cc:107] ..."): a hung
 # job keeps printing them, so they are output but never progress.
 _HOROVOD_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:. ]+: [TDIWEF] ")
@@ -36,9 +38,20 @@ EXIT_CHECKPOINTED = 75  # a rank saved a checkpoint and stopped on request; resu
 _STOP_SIGNALS = ("SIGTERM", "SIGKILL", "SIGINT")
 
 
-def progress_mark(step: int) -> str:
-    """The line a rank prints to tell the launcher's watchdog it is still training."""
-    return f"hvdjob: at step {step}"
+def progress_mark(step: int, **fields: object) -> str:
+    """The line a rank prints to tell the launcher it is still training (``key=value`` extras optional)."""
+    extra = "".join(f" {k}={v}" for k, v in fields.items())
+    return f"hvdjob: at step {step}{extra}"
+
+
+def log_only(line: str) -> str:
+    """``line`` marked for the rank log only: the launcher keeps it there and does not show it."""
+    return LOG_ONLY_MARK + line
+
+
+# Called with (rank, text) for every rank line the router records, bookkeeping lines included
+# (progress marks, start and end lines), under the router's lock: keep it quick.
+LineObserver = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class OutputRouter:
 
     def __init__(self, run_dir: str, terminal: TextIO, quiet: bool = False):
         self._run_dir = run_dir
+        self._observers: List[LineObserver] = []
         self._terminal = terminal
         self._quiet = quiet
         self._lock = threading.Lock()
@@ -107,6 +121,12 @@ class OutputRouter:
             rank, body = int(match.group(1)), match.group(2)
             if self._record(rank, body):
                 self._show(f"[{rank}] {body}")
+            for observer in self._observers:
+                observer(rank, body)
+
+    def add_observer(self, observer: LineObserver) -> None:
+        with self._lock:
+            self._observers.append(observer)
 
     def _record(self, rank: int, body: str) -> bool:
         """Keep the line in the rank's log; False for bookkeeping lines not worth showing live."""
@@ -116,12 +136,17 @@ class OutputRouter:
             self.progress_step[rank] = int(mark.group(1))
             self.last_progress[rank] = self.last_output[rank] = now
             return False
+        log_only_line = body.startswith(LOG_ONLY_MARK)
+        if log_only_line:
+            body = body[len(LOG_ONLY_MARK):]
         log = self._logs.get(rank)
         if log is None:
             log = self._logs[rank] = open(self.rank_log_path(rank), "a", encoding="utf-8")
         log.write(body + "\n")
         log.flush()
         self.last_output[rank] = now
+        if log_only_line:
+            return False
         end = _END_LINE.match(body)
         if end:
             code = int(end.group(2)) if end.group(2) is not None else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from hvdrun_cli.spec.model import HorovodSpec, JobSpec
+from hvdrun_cli.spec.signals import STOP_SIGNAL_ENV
 
 MIB = 1024 * 1024
 
@@ -68,6 +69,7 @@ def rank_env(
         "HVDJOB_RUN_DIR": run_dir,
         "HVDJOB_RUN_ID": run_id,
         "HVDJOB_ATTEMPT": str(attempt),
+        STOP_SIGNAL_ENV: spec.slurm.signal,  # the ranks stop (checkpoint, exit 75) on this one
         "PYTHONUNBUFFERED": "1",
     }
     if spec.framework == "tensorflow":

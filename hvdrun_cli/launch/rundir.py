@@ -24,9 +24,11 @@ def planned_run_dir(spec: JobSpec, run_id: str, explicit: Optional[str] = None) 
     return os.path.join(spec.run_root, spec.name, run_id)
 
 
-def create_run_dir(path: str) -> None:
-    """Create the run directory and point ``<run_root>/<name>/latest`` at it."""
+def create_run_dir(path: str, link_latest: bool = True) -> None:
+    """Create the run directory and (``link_latest``) point ``<run_root>/<name>/latest`` at it."""
     os.makedirs(path, exist_ok=True)
+    if not link_latest:
+        return
     link = os.path.join(os.path.dirname(path), "latest")
     tmp = f"{link}.{os.getpid()}.tmp"
     try:

@@ -3,11 +3,13 @@
 The script has three parts. ``#SBATCH`` lines come from the spec's ``slurm:`` section, sorted, every
 value ``shlex.quote``d (sbatch reads those lines with shell-like quoting, so a value with spaces or
 quotes stays one option; backslashes, which sbatch would eat even inside quotes, are refused). Then ``slurm.setup`` verbatim: it is the user's own shell (``module load``
-...). Then the launch: ``hvdjob run`` in the background with USR1/TERM forwarded to it, because
-bash runs traps only between commands and a foreground child would get the time-limit warning too late.
+...). Then the launch: ``hvdjob run`` in the background with the stop signal and TERM forwarded to
+it, because bash runs traps only between commands and a foreground child would get the time-limit
+warning too late.
 
-Preemption contract: Slurm sends USR1 ``signal_before_end_seconds`` before the time limit (or an
-admin sends it); the ranks save a checkpoint and ``hvdjob run`` exits with :data:`CHECKPOINTED_EXIT`.
+Preemption contract: Slurm sends ``slurm.signal`` (USR2 unless the spec says otherwise; see
+:mod:`hvdrun_cli.spec.signals`) ``signal_before_end_seconds`` before the time limit (or an admin
+sends it); the ranks save a checkpoint and ``hvdjob run`` exits with :data:`CHECKPOINTED_EXIT`.
 The script then requeues the job itself while ``SLURM_RESTART_COUNT`` is below ``slurm.requeue``,
 and the next run resumes from that checkpoint.
 
@@ -41,7 +43,7 @@ _WRITTEN_FROM = {
     "output": "run_root (the job's run directory)",
     "error": "run_root (the job's run directory)",
     "open-mode": "hvdjob (append, so a requeued job keeps its earlier output)",
-    "signal": "slurm.signal_before_end_seconds",
+    "signal": "slurm.signal and slurm.signal_before_end_seconds",
     "requeue": "slurm.requeue",
     "no-requeue": "slurm.requeue",
 }
@@ -71,7 +73,7 @@ def render_sbatch(
         lines.append("# slurm.setup from the spec: the job's own shell lines, run as written.")
         lines += list(spec.slurm.setup)
         lines.append("")
-    lines += _launch_lines(run_argv, spec.slurm.requeue)
+    lines += _launch_lines(run_argv, spec.slurm.requeue, spec.slurm.signal)
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +99,7 @@ def sbatch_options(spec: JobSpec, run_dir: str) -> List[str]:
         ("open-mode", "append"),
     ]
     if slurm.signal_before_end_seconds > 0:
-        pairs.append(("signal", f"B:USR1@{slurm.signal_before_end_seconds}"))
+        pairs.append(("signal", f"B:{slurm.signal}@{slurm.signal_before_end_seconds}"))
     options: List[str] = []
     for name, value in pairs:
         if value is None:
@@ -169,17 +171,17 @@ def _problem(spec: JobSpec, key: str, message: str, got: object) -> Problem:
     return Problem(message, file=spec.source, key=key, got=got)
 
 
-def _launch_lines(run_argv: Sequence[str], requeue: int) -> List[str]:
+def _launch_lines(run_argv: Sequence[str], requeue: int, stop_signal: str) -> List[str]:
     command = " ".join(shlex.quote(arg) for arg in run_argv)
+    traps = [f"trap 'forward {name}' {name}" for name in dict.fromkeys((stop_signal, "TERM"))]
     lines = [
-        "# Run hvdjob in the background so the traps fire at once, and pass USR1 (time limit near,",
-        "# preemption) and TERM on to it: the ranks checkpoint and stop.",
+        f"# Run hvdjob in the background so the traps fire at once, and pass {stop_signal} (slurm.signal: time",
+        "# limit near, preemption) and TERM on to it: the ranks checkpoint and stop.",
         f"{command} &",
         "child=$!",
         "forwarded=0",
         'forward() { forwarded=1; kill -s "$1" "$child" 2>/dev/null || true; }',
-        "trap 'forward USR1' USR1",
-        "trap 'forward TERM' TERM",
+        *traps,
         "while :; do",
         "    forwarded=0",
         '    wait "$child"',

@@ -26,7 +26,8 @@ from hvdrun_cli.smoke.judge import judge_managed, judge_script
 from hvdrun_cli.smoke.launch import run_launch
 from hvdrun_cli.smoke.model import FAIL, PASS, SKIP, LaunchOutcome, Verdict
 from hvdrun_cli.smoke.rewrite import box_overrides, for_this_box, launch_spec, log_interval_for, resume_step_for
-from hvdrun_cli.spec import Override, load_spec
+from hvdrun_cli.scriptjob.files import load_spec_file
+from hvdrun_cli.spec import Override
 from hvdrun_cli.spec.model import JobSpec
 
 DEFAULT_STEPS = 20
@@ -129,7 +130,7 @@ def run_smoke(options: SmokeOptions, terminal: TextIO) -> SmokeReport:
     box = probe_box(os.environ, options.np)
     work_dir, named = _work_dir(options.work_dir)
     try:
-        spec = for_this_box(load_spec(options.spec_path, [*options.overrides, *box_overrides(box, work_dir)]))
+        spec = for_this_box(load_spec_file(options.spec_path, [*options.overrides, *box_overrides(box, work_dir)]))
     except BaseException:
         if not named:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -55,13 +55,16 @@ class Converter:
             if value is not _INVALID:
                 out[key] = value
         for name, field in fields.items():
-            if field.required and (name not in node.value or node.value[name].value is None):
+            given = node.value.get(name)
+            if field.required and (given is None or (given.value is None and not given.broken)):
                 choices = schema.CHOICES.get(field.path)
                 hint = f": one of {schema.quoted(choices)}" if choices else ""
                 self.report(node.value.get(name, node), field.path, f"is required{hint}")
         return out
 
     def value(self, field: schema.Field, node: Node) -> Any:
+        if node.broken:
+            return _INVALID
         if node.is_scalar and node.value is None:
             if field.kind == "section":
                 if field.path in schema.NULL_MEANS_OFF:

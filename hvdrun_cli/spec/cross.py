@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from hvdrun_cli.errors import Problem
+from hvdrun_cli.spec import components, schema
 from hvdrun_cli.spec.yaml_source import Node, locate
 
 
 def cross_check(root: Node, data: Dict[str, Any]) -> List[Problem]:
     """Every cross-key problem of a spec whose single values were already checked."""
-    return _script_or_train(root) + _elastic(root, data) + _hosts_or_hostfile(root)
+    return (_script_or_train(root) + _elastic(root, data) + _hosts_or_hostfile(root)
+            + _builtin_components(root, data))
 
 
 def _given(root: Node, dotted: str) -> bool:
@@ -93,3 +95,59 @@ def _hosts_or_hostfile(root: Node) -> List[Problem]:
             f"cannot be used together with resources.hosts ({_line_of(root, 'resources.hosts')}); keep one",
         )]
     return []
+
+
+def _builtin_components(root: Node, data: Dict[str, Any]) -> List[Problem]:
+    """Built-in names and their ``*_args`` as the ranks check them, without importing a framework."""
+    train, framework = data.get("train"), data.get("framework")
+    if not _given(root, "train") or not isinstance(train, dict) or framework is None:
+        return []
+    problems: List[Problem] = []
+    for kind in components.KINDS:
+        name = train.get(kind, schema.field_at(f"train.{kind}").default)
+        if name is None or components.is_reference(name):
+            continue
+        table = components.builtins(kind, framework)
+        options = table.get(components.builtin_key(kind, name))
+        if options is None:
+            if _given(root, f"train.{kind}"):
+                problems.append(_problem(root, f"train.{kind}",
+                                         f"unknown name; built-ins are {schema.quoted(list(table))},"
+                                         f" or use 'module:function'{schema.did_you_mean(name, list(table))}",
+                                         got=name))
+            continue
+        args_key = f"train.{kind}_args"
+        args = train.get(f"{kind}_args") or {}
+        args_node = locate(root, args_key)
+        for option, value in args.items():
+            key = f"{args_key}.{option}"
+            where = args_node.value.get(option, args_node) if args_node.is_mapping else args_node
+            check = options.get(option)
+            if check is None:
+                valid = ", ".join(options) or "none"
+                problems.append(Problem(f"not an option of {kind} '{name}' (valid: {valid})"
+                                        f"{schema.did_you_mean(option, list(options))}",
+                                        where.file, where.line, key))
+                continue
+            message = check(value)
+            if message:
+                problems.append(Problem(message, where.file, where.line, key, got=_short(value)))
+    return problems + _cnn_input(root, train)
+
+
+def _cnn_input(root: Node, train: Dict[str, Any]) -> List[Problem]:
+    """The built-in cnn reshapes flat inputs to a square image: synthetic features must allow it."""
+    if train.get("model") != "cnn" or train.get("data") != "synthetic":
+        return []
+    features = (train.get("data_args") or {}).get("features", 784)
+    if isinstance(features, int) and not isinstance(features, bool) and features > 0:
+        side = int(round(features ** 0.5))
+        if side * side != features:
+            return [_problem(root, "train.model", "model 'cnn' needs image-shaped inputs or a square number of"
+                             f" features (train.data_args.features is {features})", got="cnn")]
+    return []
+
+
+def _short(value: Any) -> Any:
+    text = repr(value)
+    return value if len(text) <= 80 else text[:80] + "..."

@@ -74,6 +74,7 @@ def interpolate_tree(node: Node, environ: Mapping[str, str], path: str = "") -> 
             filled = interpolate_text(node.value, environ)
         except InterpolationError as exc:
             problems.append(Problem(str(exc), node.file, node.line, path or None))
+            node.broken = True  # reported once: the validator does not add "must be a number"
             return problems
         node.text = filled
         node.value = resolve_plain_scalar(filled) if node.plain else filled

@@ -40,6 +40,7 @@ class TrainSpec:
     max_steps: Optional[int] = None  # stop after this many optimizer steps (all epochs)
     log_interval: int = 10  # steps between progress lines / metrics.jsonl records
     validate: bool = True
+    tensorboard: bool = True  # rank 0 writes TensorBoard event files to <run dir>/tensorboard
     mixed_precision: bool = False
     seed: int = 42
     deterministic: bool = False
@@ -116,6 +117,7 @@ class SlurmSpec:
     exclusive: bool = False
     extra: Tuple[str, ...] = ()  # extra sbatch options, e.g. "--mail-type=END"
     setup: Tuple[str, ...] = ()  # shell lines run before hvdjob (module load ...)
+    signal: str = "USR2"  # sent signal_before_end_seconds before the end: USR2 | USR1 | TERM (see signals.py)
     signal_before_end_seconds: int = 120
     requeue: int = 0  # how many times a preempted / timed-out job requeues itself
 

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from hvdrun_cli.spec import model
+from hvdrun_cli.spec import limits, model, signals
 
 Check = Callable[[Any], Optional[str]]  # value -> what is wrong with it, or None
 
@@ -49,12 +49,25 @@ class PathRule:
 # ---- limits a type cannot express -------------------------------------------------------------
 
 
-def at_least(minimum: int) -> Check:
-    return lambda v: None if v >= minimum else f"must be at least {minimum}"
+def at_least(minimum: int, maximum: Optional[float] = None) -> Check:
+    """``minimum <= v`` and, with ``maximum``, ``v <= maximum``: every count has an upper bound."""
+
+    def check(v: Any) -> Optional[str]:
+        if v < minimum:
+            return f"must be at least {minimum}"
+        if maximum is not None and v > maximum:
+            return f"must be at most {maximum}"
+        return None
+
+    return check
 
 
 def positive(v: Any) -> Optional[str]:
     return None if v > 0 else "must be greater than 0"
+
+
+def positive_up_to(maximum: float) -> Check:
+    return lambda v: positive(v) or (None if v <= maximum else f"must be at most {maximum}")
 
 
 def one_of(choices: Sequence[str]) -> Check:
@@ -115,49 +128,54 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "horovod.compression": model.COMPRESSIONS,
     "horovod.reduction": model.REDUCTIONS,
     "horovod.log_level": LOG_LEVELS,
+    "slurm.signal": signals.STOP_SIGNALS,
 }
+
+_DAY = 86_400
+_STEPS = 10**12  # step counts: far beyond any run, small enough to print and to count to
 
 CHECKS: Dict[str, Check] = {
     **{path: one_of(choices) for path, choices in CHOICES.items()},
     "name": _NAME,
-    "restarts": at_least(0),
+    "restarts": at_least(0, 1000),
     "train.model": _CALLABLE,
     "train.data": _CALLABLE,
     "train.optimizer": _CALLABLE,
     "train.loss": _CALLABLE,
-    "train.epochs": at_least(1),
-    "train.batch_size": at_least(1),
-    "train.lr": positive,
-    "train.warmup_epochs": at_least(0),
-    "train.momentum": at_least(0),
-    "train.weight_decay": at_least(0),
-    "train.max_steps": at_least(1),
-    "train.log_interval": at_least(1),
-    "horovod.backward_passes_per_step": at_least(1),
-    "horovod.gradient_predivide_factor": positive,
-    "horovod.fusion_threshold_mb": at_least(0),
-    "horovod.cycle_time_ms": positive,
-    "horovod.cache_capacity": at_least(0),
-    "horovod.stall_check_seconds": at_least(1),
-    "horovod.stall_shutdown_seconds": at_least(0),
-    "horovod.threads_per_rank": at_least(1),
-    "resources.np": at_least(1),
-    "resources.slots_per_host": at_least(1),
-    "resources.gpus_per_rank": at_least(0),
-    "checkpoint.interval_steps": at_least(1),
-    "checkpoint.keep": at_least(1),
-    "elastic.min_np": at_least(1),
-    "elastic.max_np": at_least(1),
-    "elastic.reset_limit": at_least(0),
+    "train.epochs": at_least(1, 10**6),
+    "train.batch_size": at_least(1, 1 << 24),
+    "train.lr": positive_up_to(1e6),
+    "train.warmup_epochs": at_least(0, 10**6),
+    "train.momentum": at_least(0, 1e6),
+    "train.weight_decay": at_least(0, 1e6),
+    "train.max_steps": at_least(1, _STEPS),
+    "train.log_interval": at_least(1, _STEPS),
+    "train.seed": at_least(0, 2**32 - 1),  # numpy and torch take seeds in [0, 2**32)
+    "horovod.backward_passes_per_step": at_least(1, 1024),
+    "horovod.gradient_predivide_factor": positive_up_to(1e6),
+    "horovod.fusion_threshold_mb": at_least(0, 1 << 16),
+    "horovod.cycle_time_ms": positive_up_to(1e6),
+    "horovod.cache_capacity": at_least(0, 1 << 24),
+    "horovod.stall_check_seconds": at_least(1, 30 * _DAY),
+    "horovod.stall_shutdown_seconds": at_least(0, 30 * _DAY),
+    "horovod.threads_per_rank": at_least(1, limits.MAX_SLOTS_PER_HOST),
+    "resources.np": at_least(1, limits.MAX_RANKS),
+    "resources.slots_per_host": at_least(1, limits.MAX_SLOTS_PER_HOST),
+    "resources.gpus_per_rank": at_least(0, 64),
+    "checkpoint.interval_steps": at_least(1, _STEPS),
+    "checkpoint.keep": at_least(1, 10_000),
+    "elastic.min_np": at_least(1, limits.MAX_RANKS),
+    "elastic.max_np": at_least(1, limits.MAX_RANKS),
+    "elastic.reset_limit": at_least(0, 10**6),
     "slurm.time": _SLURM_TIME,
-    "slurm.nodes": at_least(1),
-    "slurm.ntasks_per_node": at_least(1),
-    "slurm.cpus_per_task": at_least(1),
-    "slurm.gpus_per_node": at_least(0),
+    "slurm.nodes": at_least(1, limits.MAX_HOSTS),
+    "slurm.ntasks_per_node": at_least(1, limits.MAX_SLOTS_PER_HOST),
+    "slurm.cpus_per_task": at_least(1, limits.MAX_SLOTS_PER_HOST),
+    "slurm.gpus_per_node": at_least(0, 1024),
     "slurm.mem": _SLURM_MEM,
-    "slurm.signal_before_end_seconds": at_least(0),
-    "slurm.requeue": at_least(0),
-    "watchdog.progress_timeout_seconds": at_least(1),
+    "slurm.signal_before_end_seconds": at_least(0, 65535),  # Slurm's own bound for --signal's @time
+    "slurm.requeue": at_least(0, 1000),
+    "watchdog.progress_timeout_seconds": at_least(1, 365 * _DAY),
 }
 
 # Checks applied to each entry of a list-valued key.

@@ -74,19 +74,19 @@ def test_fp16_compression_and_two_backward_passes(hvd_gloo_run, tmp_path, exampl
     np.testing.assert_array_equal(run.params(0), run.params(1))
 
 
-def test_sigusr1_stops_all_ranks_with_exit_75_and_a_valid_checkpoint(
+def test_the_stop_signal_stops_all_ranks_with_exit_75_and_a_valid_checkpoint(
         hvd_gloo_run, tmp_path, wait_for_metrics, example_job_spec, find_rank_pids):
     spec = example_job_spec("digits-keras", tmp_path, train={"epochs": 300}, checkpoint={"interval_steps": 100000})
     proc = hvd_gloo_run.start(spec, tmp_path / "run")
     wait_for_metrics(tmp_path / "run", proc, count=2)
     pids = find_rank_pids(tmp_path / "run")
     assert sorted(pids) == [0, 1]
-    os.kill(pids[0], signal.SIGUSR1)
+    os.kill(pids[0], signal.SIGUSR2)  # slurm.signal's default
     run = hvd_gloo_run.wait(proc, tmp_path / "run", timeout=120)
     assert run.rank_exit_code() == EXIT_STOPPED, run.output[-3000:]
     summary = run.summary()
     assert summary["status"] == "stopped" and 0 < summary["steps"] < 300 * 23
-    assert "stop requested (SIGUSR1)" in run.output
+    assert "stop requested (SIGUSR2)" in run.output
     store = CheckpointStore(str(tmp_path / "checkpoints"), keep=0, suffix=".npz")
     newest = store.read(store.sidecar_path(summary["checkpoint"]))
     assert newest.step == summary["steps"] and Path(newest.payload).is_file()

@@ -117,7 +117,7 @@ def test_fp16_compression_two_backward_passes_and_a_custom_model(hvd_gloo_run, t
     assert run.params(0).size == 64 * 96 + 96 + 96 * 10 + 10
 
 
-def test_sigusr1_on_one_rank_stops_all_with_exit_75_and_a_checkpoint_to_resume_from(
+def test_the_stop_signal_on_one_rank_stops_all_with_exit_75_and_a_checkpoint_to_resume_from(
         hvd_gloo_run, tmp_path, wait_for_metrics, example_job_spec, find_rank_pids):
     checkpoints = {"interval_steps": 100000}
     spec = example_job_spec("digits-torch", tmp_path, train={"epochs": 500}, checkpoint=checkpoints)
@@ -126,7 +126,7 @@ def test_sigusr1_on_one_rank_stops_all_with_exit_75_and_a_checkpoint_to_resume_f
     pids = find_rank_pids(tmp_path / "stopped")
     assert sorted(pids) == [0, 1]
     pids_before = dict(pids)
-    os.kill(pids[1], signal.SIGUSR1)  # like Slurm's --signal, but reaching only one rank
+    os.kill(pids[1], signal.SIGUSR2)  # like Slurm's --signal (slurm.signal: USR2), but reaching only one rank
     stopped = hvd_gloo_run.wait(proc, tmp_path / "stopped", timeout=120)
 
     assert stopped.rank_exit_code() == EXIT_STOPPED, stopped.output[-3000:]

@@ -1,14 +1,15 @@
 """Jobs that train under Slurm: ``hvdjob submit`` -> sbatch -> ``hvdjob run`` -> srun -> Horovod ranks.
 
-These run the whole chain on the local cluster, including preemption: USR1 to the batch script,
-ranks checkpoint and exit 75, the script requeues the job, and the second run resumes.
+These run the whole chain on the local cluster, including preemption: the spec's stop signal
+(``slurm.signal``, USR2 by default) to the batch script, ranks checkpoint and exit 75, the script
+requeues the job, and the second run resumes.
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -51,61 +52,85 @@ def test_user_script_runs_on_every_task_under_srun(slurm_cluster: SlurmCluster, 
         assert f"hello from task {task} of job {job_id}" in output
 
 
+def test_a_script_submitted_without_a_spec_runs_under_srun(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
+    """``hvdjob submit --np 2 SCRIPT ARGS``: the spec it writes into the job's directory is what runs."""
+    (tmp_path / "hello.py").write_text(
+        "import os, sys\n"
+        "import horovod.torch  # only read by hvdjob to tell the framework; never initialised here\n"
+        "print('task', os.environ['SLURM_PROCID'], 'says', *sys.argv[1:], flush=True)\n"
+    )
+    result = hvdjob(slurm_cluster, tmp_path, "submit", "--np", "2", "--set", "slurm.partition=debug",
+                    "--set", "slurm.time=00:05:00", "--set", "slurm.ntasks_per_node=2", "hello.py", "hi", "--there")
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = result.stdout.split()[2]
+    state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
+    assert state == "COMPLETED", explain(slurm_cluster, tmp_path, job_id)
+    output = job_output(slurm_cluster, tmp_path, job_id)
+    for task in ("0", "1"):
+        assert f"task {task} says hi --there" in output
+    (spec,) = (tmp_path / "runs" / "hello" / "slurm").glob("*/job.yaml")
+    assert hvdjob(slurm_cluster, tmp_path, "validate", str(spec)).returncode == 0
+
+
 STOPPABLE_SCRIPT = """\
 import os, signal, sys, time
 from pathlib import Path
 
 rank, restart = os.environ["SLURM_PROCID"], os.environ.get("SLURM_RESTART_COUNT", "0")
+name = os.environ["HVDJOB_STOP_SIGNAL"]  # slurm.signal, as hvdjob tells every rank
 if restart == "0":
     stop = []
-    signal.signal(signal.SIGUSR1, lambda *_: stop.append(True))
+    signal.signal(getattr(signal, "SIG" + name), lambda *_: stop.append(True))
     Path(f"started.{rank}").write_text("")
     while not stop:
         time.sleep(0.1)
-    print(f"task {rank}: stopping on USR1", flush=True)
+    print(f"task {rank}: stopping on {name}", flush=True)
     sys.exit(75)  # "checkpoint saved, resume me"
 print(f"task {rank}: running again after restart {restart}", flush=True)
 """
 
 
-def submit_stoppable(cluster: SlurmCluster, cwd: Path, requeue: int) -> str:
-    """Submit STOPPABLE_SCRIPT on 2 tasks and send USR1 to the batch script once both run."""
+def submit_stoppable(cluster: SlurmCluster, cwd: Path, requeue: int, stop_signal: Optional[str] = None) -> str:
+    """Submit STOPPABLE_SCRIPT on 2 tasks and send the stop signal to the batch script once both run."""
     (cwd / "stoppable.py").write_text(STOPPABLE_SCRIPT)
     spec = write_spec(cwd / "stoppable.yaml", [
         "framework: torch", "name: stoppable", "script: stoppable.py", "resources: {np: 2}",
         "slurm:", "  partition: debug", '  time: "00:05:00"', "  nodes: 1", "  ntasks_per_node: 2",
         f"  requeue: {requeue}",
-    ])
+    ] + ([f"  signal: {stop_signal}"] if stop_signal else []))
     job_id = submit(cluster, cwd, spec)
     deadline = time.monotonic() + 120
     while not all((cwd / f"started.{task}").exists() for task in (0, 1)):
         assert time.monotonic() < deadline, explain(cluster, cwd, job_id)
         time.sleep(0.2)
-    # What Slurm does before a time limit or preemption, sent by hand: USR1 to the batch script only.
-    cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
+    # What Slurm does before a time limit or preemption, sent by hand: the signal to the batch script only.
+    cluster.run(["scancel", f"--signal={stop_signal or 'USR2'}", "--batch", job_id])
     return job_id
 
 
-def test_script_that_stops_with_75_on_usr1_is_requeued_once(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=1)
+def test_script_that_stops_with_75_on_the_stop_signal_is_requeued_once(slurm_cluster: SlurmCluster,
+                                                                      tmp_path: Path) -> None:
+    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=1)  # the default stop signal: USR2
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
     details = explain(slurm_cluster, tmp_path, job_id)
     assert state == "COMPLETED", details
     assert parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)["Restarts"] == "1", details
     output = job_output(slurm_cluster, tmp_path, job_id)  # both runs append to the same file
     for task in ("0", "1"):
-        assert f"task {task}: stopping on USR1" in output, details
+        assert f"task {task}: stopping on USR2" in output, details
         assert f"task {task}: running again after restart 1" in output, details
 
 
 def test_without_requeue_a_stopped_job_ends_with_exit_code_75(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
-    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=0)
+    job_id = submit_stoppable(slurm_cluster, tmp_path, requeue=0, stop_signal="USR1")  # slurm.signal chosen
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=240)
     fields = parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)
     details = explain(slurm_cluster, tmp_path, job_id)
     assert state == "FAILED" and fields["ExitCode"] == "75:0", details
     assert fields["Restarts"] == "0"
-    assert "running again" not in job_output(slurm_cluster, tmp_path, job_id)
+    output = job_output(slurm_cluster, tmp_path, job_id)
+    assert "task 0: stopping on USR1" in output and "task 1: stopping on USR1" in output, details
+    assert "running again" not in output
 
 
 def test_two_rank_horovod_job_completes_and_writes_its_summary(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
@@ -138,14 +163,16 @@ def test_preempted_job_requeues_itself_and_resumes_from_its_checkpoint(slurm_clu
             slurm_cluster, tmp_path, job_id)
         time.sleep(0.2)
 
-    # What Slurm does before a time limit or preemption, sent by hand: USR1 to the batch script only.
-    slurm_cluster.run(["scancel", "--signal=USR1", "--batch", job_id])
+    # What Slurm does before a time limit or preemption, sent by hand: USR2 (slurm.signal's default)
+    # to the batch script only; the managed ranks handle it and leave USR1 to NCCL/MPI.
+    slurm_cluster.run(["scancel", "--signal=USR2", "--batch", job_id])
 
     state = slurm_cluster.wait_for_state(job_id, ENDED, timeout=600)
     details = explain(slurm_cluster, tmp_path, job_id)
     assert state == "COMPLETED", details
     assert parse_scontrol(slurm_cluster.run(["scontrol", "show", "job", job_id]).stdout)["Restarts"] == "1", details
     assert "requeueing job" in details
+    assert "stop requested (SIGUSR2)" in job_output(slurm_cluster, tmp_path, job_id), details
     first, second = run_summaries(tmp_path / "runs" / "preempt")
     assert second["steps"] == max_steps
     assert 0 < second["resumed_from_step"] <= first["steps"] < max_steps

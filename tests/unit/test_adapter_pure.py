@@ -163,8 +163,9 @@ def test_only_rank_0_reports(tmp_path, capsys):
         summary = reporter.summary(framework="torch", status="completed", steps=40, epochs_done=2.0, samples=2560,
                                    train_loss=0.3, train_accuracy=0.9, val_loss=0.4, val_accuracy=0.8,
                                    resumed_from_step=None, process_start=reporter.train_start - 2, checkpoint=None)
-        if rank == 1:
-            assert capsys.readouterr().out == "" and os.listdir(tmp_path) == []
+        if rank == 1:  # other ranks print nothing and keep only their own timing record
+            assert capsys.readouterr().out == "" and os.listdir(tmp_path) == ["timing"]
+            assert os.listdir(tmp_path / "timing") == ["rank.1.jsonl"]
     out = capsys.readouterr().out
     assert out.startswith("epoch 1/2 step 20/40 loss 0.5000 accuracy 0.7500 lr 0.1 ")
     assert "epoch 1/2 validation loss 0.4000 accuracy 0.8000" in out

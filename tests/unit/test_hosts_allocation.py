@@ -98,3 +98,29 @@ def test_pbs_nodefile_problems(tmp_path: Path) -> None:
     with pytest.raises(HostfileError) as info:
         hosts_from_pbs({"PBS_NODEFILE": str(bad)})
     assert str(info.value).startswith(f"{bad}:2: invalid host name")
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n1", "SLURM_TASKS_PER_NODE": "2(x1000000000)"},
+     "1000000000 nodes is more than hvdjob's limit of 65536"),
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n1", "SLURM_TASKS_PER_NODE": "100000"},
+     "100000 tasks on one node is more than hvdjob's limit of 4096"),
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n1", "SLURM_TASKS_PER_NODE": "1" * 5000},
+     "has more than 12 digits"),
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n[1-" + "9" * 5000 + "]"}, "has more than 12 digits"),
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n[1-9999999]", "SLURM_NTASKS_PER_NODE": "1"},
+     "more than 65536 hosts"),
+    ({"SLURM_JOB_ID": "1", "SLURM_JOB_NODELIST": "n" + ",n" * 70000}, "more than 65536 hosts"),
+])
+def test_allocation_sizes_are_bounded_before_expanding(environ: dict, message: str) -> None:
+    with pytest.raises(HostfileError) as info:
+        hosts_from_slurm(environ)
+    assert message in str(info.value)
+    assert len(str(info.value)) < 400  # the variable is not printed whole
+
+
+def test_pbs_nodefile_slots_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "nodes"
+    path.write_text("n1\n" * 4097)
+    with pytest.raises(HostfileError, match=r"nodes:4097: PBS_NODEFILE: 4097 slots for 'n1' is more than"):
+        hosts_from_pbs({"PBS_NODEFILE": str(path)})

@@ -82,7 +82,71 @@ def test_duplicate_host_names_both_lines(tmp_path: Path) -> None:
         parse_hostfile(path)
     (problem,) = info.value.problems
     assert problem.line == 4
-    assert str(problem) == f"{path}:4: duplicate host 'A' (first listed at line 1)"
+    assert str(problem).startswith(f"{path}:4: duplicate host 'A' (first listed at line 1); a host with a slot"
+                                   " count is listed once")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a\na\nb\na\n", [("a", 3), ("b", 1)]),  # MPI machinefile / $PBS_NODEFILE: one line per slot
+        ("n1\r\nn1\r\nn2\r\n", [("n1", 2), ("n2", 1)]),  # written on Windows
+        ("A\na\n", [("A", 2)]),  # host names are case-insensitive; the first spelling is kept
+        ("a max_slots=4\na max_slots=4\n", [("a", 2)]),  # max_slots alone gives no count
+        ("a slots=2 max_slots=8\r\nb max_slots=2\n", [("a", 2), ("b", 1)]),
+    ],
+)
+def test_machinefile_repeats_add_slots(tmp_path: Path, text: str, expected: list) -> None:
+    assert parse_hostfile(write(tmp_path, text)) == tuple(Host(n, s) for n, s in expected)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("a slots=2\na slots=2\n", 2),  # counted twice: adding or replacing would be a guess
+    ("a\na slots=2\n", 2),
+    ("a:2\na\n", 2),
+    ("a\nb\na:1\n", 3),
+])
+def test_a_counted_host_listed_again_is_an_error(tmp_path: Path, text: str, line: int) -> None:
+    with pytest.raises(HostfileError) as info:
+        parse_hostfile(write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert problem.line == line and problem.message.startswith("duplicate host 'a'")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("a slots=4097\n", "slots must be at most 4096 (hvdjob's limit for one host) (got '4097')"),
+    ("a:100000000000000000000\n", "slot count must be at most 4096"),
+    ("a:" + "9" * 5000 + "\n", "slot count must be at most 4096"),
+    ("a max_slots=" + "9" * 5000 + "\n", "max_slots must be at most 4096"),
+    ("a\n" * 4097, "4097 slots for 'a' is more than hvdjob's limit of 4096"),
+])
+def test_counts_are_bounded(tmp_path: Path, text: str, fragment: str) -> None:
+    with pytest.raises(HostfileError) as info:
+        parse_hostfile(write(tmp_path, text))
+    (problem,) = info.value.problems
+    assert fragment in str(problem) and problem.line is not None
+
+
+def test_host_count_is_bounded(tmp_path: Path) -> None:
+    path = write(tmp_path, "".join(f"n{i}\n" for i in range(65_537)))
+    with pytest.raises(HostfileError, match=r":65537: 65537 hosts is more than hvdjob's limit of 65536"):
+        parse_hostfile(path)
+
+
+def test_huge_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "hosts.txt"
+    with open(path, "w") as handle:
+        for _ in range(100):
+            handle.write("# " + "x" * 100_000 + "\n")
+    with pytest.raises(HostfileError, match=r"has more than 8,388,608 characters"):
+        parse_hostfile(str(path))
+
+
+def test_problems_are_capped(tmp_path: Path) -> None:
+    with pytest.raises(HostfileError) as info:
+        parse_hostfile(write(tmp_path, "a:0\n" * 1000))
+    assert len(info.value.problems) == 101
+    assert info.value.problems[-1].message == "more problems after line 101 not shown"
 
 
 def test_all_problems_reported_at_once(tmp_path: Path) -> None:

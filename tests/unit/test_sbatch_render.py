@@ -35,6 +35,7 @@ AWKWARD_SLURM = SlurmSpec(
     exclusive=True,
     extra=("--mail-type=END,FAIL", "--comment=it's a \"test\" #1; $(rm -rf ~)"),
     setup=("module load cuda/12.2", 'source "$HOME/venvs/train env/bin/activate"'),
+    signal="USR1",  # a site whose MPI leaves USR1 alone may keep the old default
     signal_before_end_seconds=300,
     requeue=2,
 )
@@ -230,3 +231,16 @@ def test_all_problems_are_reported_together() -> None:
     with pytest.raises(SpecError) as info:
         sbatch_options(spec, "/r")
     assert [p.key for p in info.value.problems] == ["slurm.partition", "slurm.extra[0]", "slurm.extra[2]"]
+
+
+@pytest.mark.parametrize("name", ["USR2", "USR1", "TERM"])
+def test_the_stop_signal_is_asked_for_and_trapped(name: str) -> None:
+    script = render_sbatch(minimal_spec(signal=name), "/j.yaml", [], "/r", "/usr/bin/python3")
+    assert options_by_name(script)["--signal"] == f"B:{name}@120"
+    traps = [line for line in script.splitlines() if line.startswith("trap ")]
+    expected = [f"trap 'forward {name}' {name}"] + ([] if name == "TERM" else ["trap 'forward TERM' TERM"])
+    assert traps == expected
+
+
+def test_default_stop_signal_is_usr2() -> None:
+    assert options_by_name(render_minimal())["--signal"] == "B:USR2@120"

@@ -129,7 +129,9 @@ def test_numbers_and_plain_data(layout):
         train:
           lr: 1e-3
           epochs: 3
+          optimizer: adam
           optimizer_args: {eps: 1e-8, betas: [0.9, 0.99]}
+          data: mydata:make
           data_args: {snapshot: 2024-01-05}
     """)
     train = load_spec(path, environ={}).train

@@ -30,7 +30,12 @@ def test_ok_line_for_managed_and_script_specs(workdir):
     result = invoke("script.yaml")
     assert (result.exit_code, result.stdout) == (0, "script.yaml: OK (tensorflow, script, np=3)\n")
     result = invoke("job.yaml")
-    assert result.stdout == "job.yaml: OK (torch, managed, np=auto)\n"
+    assert result.stdout == "job.yaml: OK (torch, managed, np=1)\n"  # the np that will run, not "auto"
+    (workdir / "hosts.yaml").write_text("framework: torch\ntrain: {}\nresources: {hosts: [a:2, b:3]}\n")
+    assert invoke("hosts.yaml").stdout == "hosts.yaml: OK (torch, managed, np=5)\n"
+    (workdir / "elastic.yaml").write_text("framework: torch\ntrain: {}\nelastic: {min_np: 2, max_np: 4, hostfile: h}\n")
+    (workdir / "h").write_text("a:2\n")
+    assert invoke("elastic.yaml").stdout == "elastic.yaml: OK (torch, managed, elastic np=2..4)\n"
 
 
 def test_problems_go_to_stderr_one_line_each_with_exit_2(workdir):
@@ -57,7 +62,8 @@ def test_json_output(workdir):
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["ok"] is True
-    assert data["summary"] == "torch, managed, np=auto"
+    assert data["summary"] == "torch, managed, np=1"
+    assert data["np"] == 1
     assert data["spec"]["train"]["epochs"] == 3
     assert data["spec"]["run_root"] == str(workdir / "runs")
 

@@ -55,9 +55,86 @@ def test_second_document_is_an_error():
         parse("framework: torch\n---\ntrain: {}\n")
 
 
-def test_unquoted_interpolation_in_flow_style_gets_a_hint():
-    with pytest.raises(SpecError, match=r"quote values that use \$\{...\}"):
-        parse("train: {lr: ${LR}}\n")
+def test_references_in_flow_style_stay_one_plain_value():
+    root, problems = parse("train: {epochs: ${EPOCHS:-2}, lr: ${LR}}\nhosts: [${H:-a:2,b:2}, c]\nx: {k: '${Q:-{}}'}\n")
+    assert problems == []
+    epochs = root.value["train"].value["epochs"]
+    assert (epochs.value, epochs.plain, epochs.column if hasattr(epochs, "column") else None) == ("${EPOCHS:-2}", True, None)
+    assert root.to_plain() == {"train": {"epochs": "${EPOCHS:-2}", "lr": "${LR}"},
+                               "hosts": ["${H:-a:2,b:2}", "c"], "x": {"k": "${Q:-{}}"}}
+
+
+def test_escaped_dollar_is_not_a_reference():
+    root, _ = parse("a: $${HOME}\nb: '$${X}, ${Y}'\n")
+    assert root.to_plain() == {"a": "$${HOME}", "b": "$${X}, ${Y}"}
+
+
+def test_reserved_private_use_character_is_refused():
+    with pytest.raises(SpecError, match=r"job.yaml:2: contains the private-use character U\+F0002"):
+        parse("a: 1\nb: \U000F0002\n")
+
+
+def test_alias_bomb_is_refused_at_once():
+    text = "a: &a [" + ",".join(["x"] * 10) + "]\n"
+    for i in range(9):
+        text += f"b{i}: &b{i} [" + ",".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 10) + "]\n"
+    with pytest.raises(SpecError, match=r"aliases expand to more than 10,000 values") as info:
+        parse(text)
+    assert info.value.problems[-1].line is not None
+
+
+def test_reasonable_aliases_are_expanded():
+    root, problems = parse("base: &b {lr: 0.1, epochs: 2}\ntrain:\n  <<: *b\n  epochs: 3\nother: *b\n")
+    assert problems == []
+    assert root.to_plain()["train"] == {"lr": 0.1, "epochs": 3}
+    assert root.to_plain()["other"] == {"lr": 0.1, "epochs": 2}
+
+
+@pytest.mark.parametrize("text", [
+    "a: " + "[" * 200 + "]" * 200 + "\n",
+    "a: " + "{b: " * 200 + "1" + "}" * 200 + "\n",
+    "a:\n" + "".join("  " * i + "- \n" for i in range(1, 400)),
+    "a: " + "[" * 5000 + "]" * 5000 + "\n",
+])
+def test_deep_nesting_is_one_located_error(text):
+    with pytest.raises(SpecError) as info:
+        parse(text)
+    (problem,) = info.value.problems
+    assert problem.file == "job.yaml" and problem.line is not None
+    assert "nest" in problem.message
+
+
+def test_nesting_within_the_limit_is_fine():
+    root, problems = parse("a: " + "[" * 60 + "1" + "]" * 60 + "\n")
+    assert problems == [] and root is not None
+
+
+def test_huge_integer_is_a_problem_not_a_traceback():
+    root, problems = parse("np: " + "9" * 5000 + "\n")
+    assert [p.message for p in problems] == ["number with 5,000 characters is too large"]
+
+
+def test_text_larger_than_the_limit_is_refused_without_parsing():
+    with pytest.raises(SpecError, match=r"job.yaml: has more than 262,144 characters, hvdjob's limit"):
+        parse("a: " + "x" * (1 << 18) + "\n")
+
+
+def test_too_many_values_is_one_located_error():
+    with pytest.raises(SpecError) as info:
+        parse("args: [" + ",".join(["a"] * 30_000) + "]\n")
+    (problem,) = info.value.problems
+    assert problem.line == 1 and "more than 20,000 values" in problem.message
+
+
+def test_huge_file_is_refused_unread(tmp_path):
+    path = tmp_path / "big.yaml"
+    with open(path, "w") as handle:
+        handle.write("env:\n")
+        line = "  K: " + "v" * 1000 + "\n"
+        for _ in range(20_000):  # 20 MB
+            handle.write(line)
+    with pytest.raises(SpecError, match=r"has more than 262,144 characters"):
+        read_spec_file(str(path))
 
 
 def test_comment_only_file_is_empty():

@@ -1,0 +1,1 @@
+"""What a finished (or running) run left in its directory, as numbers and as one PNG."""

@@ -1,31 +1,16 @@
-"""The contract between the worker entry point and the per-framework adapters.
+"""What every rank-side module shares: where a rank sits, what the launcher told it, the stop outcome.
 
-An adapter owns one framework's whole training run (Horovod init, model, data, optimizer,
-checkpoints, metrics). The worker only picks the adapter and turns its outcome into an exit code,
-so adding a framework means adding one module, not touching the dispatch.
+The launcher<->rank contract itself (environment names, exit codes, files) is
+:mod:`hvdrun_cli.contract`; the framework interface is :mod:`.backend`.
 """
 from __future__ import annotations
 
-import abc
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
+from hvdrun_cli.contract import ENV_ATTEMPT, ENV_PARAM_DUMP, ENV_RUN_DIR  # noqa: F401  (ENV_PARAM_DUMP: re-exported)
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
-
-# Exit code of a rank that stopped on request (SIGUSR1/SIGTERM) after rank 0 saved a checkpoint.
-# The launcher treats it as "resume will continue" (EX_TEMPFAIL in sysexits.h).
-EXIT_STOPPED = 75
-
-# Environment contract with the launcher.
-ENV_SPEC = "HVDJOB_SPEC"
-ENV_RUN_DIR = "HVDJOB_RUN_DIR"
-ENV_ATTEMPT = "HVDJOB_ATTEMPT"
-# HVDJOB_PARAM_DUMP=<directory>: at the end of managed training each rank writes its final
-# parameters' values there (``rank<N>.npy``, flattened float64) so tools can compare ranks:
-# ``hvdjob smoke`` checks that every rank holds identical weights; tests compare a resumed run
-# with an uninterrupted one.
-ENV_PARAM_DUMP = "HVDJOB_PARAM_DUMP"
 
 
 @dataclass(frozen=True)
@@ -75,22 +60,3 @@ class StopRequested(Exception):
     def __init__(self, summary: Dict[str, Any]):
         super().__init__("stopped on request; checkpoint saved")
         self.summary = summary
-
-
-class Adapter(abc.ABC):
-    """One framework's managed training run.
-
-    The worker calls :meth:`init` (which starts Horovod, so only the adapter can do it) and then
-    :meth:`run`, which returns the summary (rank 0 also writes it to ``summary.json``) or raises
-    :class:`StopRequested` when the ranks agreed to stop early.
-    """
-
-    framework: str = ""
-
-    @abc.abstractmethod
-    def init(self, launch: LaunchInfo) -> RankContext:
-        """Initialise Horovod, size thread pools, pin the device; return where this rank sits."""
-
-    @abc.abstractmethod
-    def run(self, spec: JobSpec, ctx: RankContext) -> Dict[str, Any]:
-        """Train according to ``spec.train`` and return the summary."""

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar
 
+from hvdrun_cli.contract import CHECKPOINTS_DIR
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import JobSpec
 
@@ -145,7 +146,7 @@ def checkpoint_dir(spec: JobSpec) -> str:
     """The spec's checkpoint directory, or ``<run_root>/<name>/checkpoints`` by default."""
     if spec.checkpoint.dir:
         return os.path.abspath(spec.checkpoint.dir)
-    return os.path.abspath(os.path.join(spec.run_root, spec.name, "checkpoints"))
+    return os.path.abspath(os.path.join(spec.run_root, spec.name, CHECKPOINTS_DIR))
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 Every rank builds the same arrays (same seed), then takes its own shard, so nothing is sent over
 the network and the split never differs between ranks. Custom data (``module:function``) returns
-an :class:`ArrayData` or a ``(x_train, y_train, x_val, y_val)`` tuple.
+an :class:`ArrayData` or a ``(x_train, y_train, x_val, y_val)`` tuple, or a framework's own data
+sets: ``(train, val)`` torch Datasets (:mod:`.torch_data`) or ``tf.data`` Datasets (:mod:`.tf_data`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -93,28 +94,44 @@ BUILTIN: Dict[str, Callable[..., ArrayData]] = {"digits": digits, "synthetic": s
 _BUILTIN_ARGS = {name: option_names("data", name) for name in BUILTIN}  # the table validate checks too
 
 
-def as_array_data(value: Any, key: str) -> ArrayData:
-    """Accept what a custom data function may reasonably return."""
+def as_array_data(value: Any) -> Optional[ArrayData]:
+    """Arrays in the shapes a custom data function may reasonably return them, else None."""
     if isinstance(value, ArrayData):
         return value
-    if isinstance(value, Mapping):
-        value = tuple(value[k] for k in ("x_train", "y_train", "x_val", "y_val"))
+    if isinstance(value, Mapping) and all(k in value for k in ARRAY_KEYS):
+        value = tuple(value[k] for k in ARRAY_KEYS)
     if isinstance(value, (tuple, list)) and len(value) == 4:
         x_train, y_train, x_val, y_val = (np.asarray(v) for v in value)
         classes = int(max(y_train.max(), y_val.max() if len(y_val) else 0)) + 1
         return ArrayData(x_train.astype(np.float32), y_train.astype(np.int64), x_val.astype(np.float32),
                          y_val.astype(np.int64), classes)
-    raise UserInputError(Problem("data function must return ArrayData or (x_train, y_train, x_val, y_val)",
-                                 key=key, got=type(value).__name__))
+    return None
 
 
-def load_data(spec: JobSpec) -> ArrayData:
-    """Build the spec's data set on this rank (identical on every rank)."""
+ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val")
+
+
+def describe(value: Any) -> str:
+    """What a data function returned, for the error message: ``tuple(list, list)``, ``Tensor``."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__}({', '.join(type(v).__name__ for v in value)})"
+    return type(value).__name__
+
+
+def wrong_data(value: Any, accepted: str) -> UserInputError:
+    """Exit 2 naming ``train.data`` and what the function returned."""
+    return UserInputError(Problem(f"data function must return {accepted}", key="train.data", got=describe(value)))
+
+
+def load_data(spec: JobSpec) -> Any:
+    """The spec's data on this rank (identical on every rank): ArrayData for arrays, else what the
+    user's function returned (each framework's pipeline module accepts its own kinds of data set)."""
     train = train_of(spec)
     args = dict(train.data_args)
     if plugins.is_reference(train.data):
         fn = plugins.resolve(train.data, "train.data", spec)
-        return as_array_data(fn(**args), "train.data")
+        value = fn(**args)
+        return as_array_data(value) or value
     if train.data not in BUILTIN:
         raise plugins.unknown_builtin("train.data", train.data, tuple(BUILTIN))
     unknown = sorted(set(args) - set(_BUILTIN_ARGS[train.data]))

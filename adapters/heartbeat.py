@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from hvdrun_cli.launch.output import progress_mark
+from hvdrun_cli.contract import progress_mark
 
 MARK_EVERY_S = 1.0
 

@@ -55,7 +55,7 @@ MODELS: Dict[str, Tuple[Callable[..., Any], Tuple[str, ...]]] = {
 }
 
 
-def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: int) -> "keras.Model":
+def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: Callable[[], int]) -> "keras.Model":
     return plugins.build_model(spec, MODELS, keras.Model, "tf.keras.Model", input_shape, num_classes)
 
 

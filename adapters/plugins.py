@@ -88,14 +88,20 @@ def build_model(
     model_type: type,
     type_name: str,
     input_shape: "tuple[int, ...]",
-    num_classes: int,
+    num_classes: Callable[[], int],
 ) -> Any:
-    """The spec's model, from a ``module:function`` or a built-in, for either framework."""
+    """The spec's model, from a ``module:function`` or a built-in, for either framework.
+
+    ``num_classes`` is called only when the model needs it and ``train.model_args.num_classes`` does
+    not say it: finding it may take a scan of the labels.
+    """
     train = spec.train if spec.train is not None else TrainSpec()
     args = dict(train.model_args)
     if is_reference(train.model):
         fn = resolve(train.model, "train.model", spec)
-        model = call_factory(fn, {"input_shape": input_shape, "num_classes": num_classes}, args)
+        if "num_classes" not in args and _accepts(fn, "num_classes"):
+            args["num_classes"] = num_classes()
+        model = call_factory(fn, {"input_shape": input_shape}, args)
         if not isinstance(model, model_type):
             raise UserInputError(Problem(f"model function must return a {type_name}", key="train.model",
                                          got=type(model).__name__))
@@ -103,5 +109,14 @@ def build_model(
     if train.model not in builtins:
         raise unknown_builtin("train.model", train.model, tuple(builtins))
     fn, valid = builtins[train.model]
+    classes = args.pop("num_classes", None)
     check_args("model", train.model, args, valid)
-    return fn(input_shape, num_classes, **args)
+    return fn(input_shape, int(classes) if classes is not None else num_classes(), **args)
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -11,9 +11,11 @@ import re
 import time
 from typing import Mapping, MutableMapping, Optional
 
+from hvdrun_cli.contract import ENV_THREADS_PER_RANK, LOCAL_SIZE_VARIABLES, RANK_VARIABLES
+
 # Variables other launchers export; first match wins.
-_LOCAL_SIZE_VARS = ("HOROVOD_LOCAL_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE")
-_RANK_VARS = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
+_LOCAL_SIZE_VARS = LOCAL_SIZE_VARIABLES
+_RANK_VARS = RANK_VARIABLES
 
 # Thread-pool sizes read by OpenMP/MKL (torch, numpy) and by TensorFlow's runtime.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
@@ -77,7 +79,7 @@ def threads_per_rank(configured: Optional[int], env: Mapping[str, str], cores: O
     """
     if configured:
         return max(1, int(configured))
-    explicit = _int(env.get("HVDJOB_THREADS_PER_RANK")) or _int(env.get("OMP_NUM_THREADS"))
+    explicit = _int(env.get(ENV_THREADS_PER_RANK)) or _int(env.get("OMP_NUM_THREADS"))
     if explicit and explicit > 0:
         return explicit
     cores = available_cores() if cores is None else cores

@@ -12,14 +12,12 @@ import os
 import time
 from typing import Any, Dict, Mapping, Optional
 
-from hvdrun_cli.launch.output import progress_mark
+from hvdrun_cli.contract import METRICS_FILE, SUMMARY_FILE, Summary, param_dump_name, progress_mark
 
 from .base import RankContext
 from .checkpoint import atomic_write_json
 from .run_record import RunRecorder
 
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
 
 
 def _round(value: Optional[float], digits: int = 6) -> Optional[float]:
@@ -71,9 +69,10 @@ class Reporter:
                  allreduce_wait_s: Optional[float] = None) -> None:
         """One progress line and metrics record; ``samples_done`` counts all ranks since training began.
 
-        Called on every rank. ``step_time_s`` and ``allreduce_wait_s`` are this rank's mean seconds per step
-        and per step spent waiting in allreduce over the window, when the loop measured them; without
-        ``step_time_s`` the window's wall time per step is recorded, and no wait.
+        ``step_time_s``: this window's mean wall time per optimizer step on this rank;
+        ``allreduce_wait_s``: of that, the mean time per step spent waiting in allreduces (gradients,
+        metrics, stop agreement), where the backend can measure it. The engine measures both per
+        window (never per step with a host sync), so a run record hooked in here sees them.
         """
         now = time.time()
         elapsed = now - self.train_start
@@ -88,14 +87,16 @@ class Reporter:
                                   step_time_s, allreduce_wait_s)
         if not self.enabled:
             return
-        print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{self.total_steps} loss {loss:.4f} "
+        total = self.total_steps or "?"
+        print(f"epoch {epoch + 1}/{self.epochs} step {global_step}/{total} loss {loss:.4f} "
               f"accuracy {accuracy:.4f} lr {lr:.5g} {rate:,.0f} samples/s elapsed {elapsed:.1f}s", flush=True)
         print(progress_mark(global_step, total=self.total_steps, epoch=f"{epoch + 1}/{self.epochs}",
                             loss=f"{loss:.6g}", accuracy=f"{accuracy:.6g}", samples_per_sec=f"{rate:.1f}"),
               flush=True)  # for the launcher's progress view
         self._append({"kind": "train", "time": now, "epoch": epoch + 1, "step": global_step,
                       "total_steps": self.total_steps, "loss": _round(loss), "accuracy": _round(accuracy),
-                      "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3)})
+                      "lr": _round(lr, 8), "samples_per_sec": _round(rate, 2), "elapsed_s": _round(elapsed, 3),
+                      "step_time_s": _round(step_time_s, 7), "allreduce_wait_s": _round(allreduce_wait_s, 7)})
 
     def validation(self, *, epoch: int, global_step: int, loss: float, accuracy: float) -> None:
         self.record.record_validation(self.ctx.rank, global_step, {"loss": loss, "accuracy": accuracy})
@@ -117,27 +118,15 @@ class Reporter:
         """Build the end-of-run summary (same dict on every rank); rank 0 writes it atomically."""
         now = time.time()
         train_time = max(now - self.train_start, 1e-9) if self.first_step_unix_time else 0.0
-        result: Dict[str, Any] = {
-            "framework": framework,
-            "status": status,
-            "world_size": self.ctx.size,
-            "attempt": self.ctx.attempt,
-            "steps": steps,
-            "epochs": _round(epochs_done, 4),
-            "samples": samples,
-            "train_loss": _round(train_loss),
-            "train_accuracy": _round(train_accuracy),
-            "val_loss": _round(val_loss),
-            "val_accuracy": _round(val_accuracy),
-            "samples_per_sec": _round(samples / train_time, 2) if train_time else None,
-            "train_time_s": _round(train_time, 3),
-            "wall_time_s": _round(now - process_start, 3),
-            "resumed_from_step": resumed_from_step,
-            "first_step_unix_time": self.first_step_unix_time,
-            "process_start_unix_time": process_start,
-            "checkpoint": checkpoint,
-            **(extra or {}),
-        }
+        result = Summary(
+            framework=framework, status=status, world_size=self.ctx.size, attempt=self.ctx.attempt, steps=steps,
+            epochs=_round(epochs_done, 4), samples=samples, train_loss=_round(train_loss),
+            train_accuracy=_round(train_accuracy), val_loss=_round(val_loss), val_accuracy=_round(val_accuracy),
+            samples_per_sec=_round(samples / train_time, 2) if train_time else None,
+            train_time_s=_round(train_time, 3), wall_time_s=_round(now - process_start, 3),
+            resumed_from_step=resumed_from_step, first_step_unix_time=self.first_step_unix_time,
+            process_start_unix_time=process_start, checkpoint=checkpoint, extra=dict(extra or {}),
+        ).to_dict()
         self.record.close()
         if self.enabled:
             print(progress_mark(steps), flush=True)  # the launcher's progress view ends at the last step
@@ -156,6 +145,6 @@ def dump_parameters(directory: str, rank: int, arrays: "list") -> str:
 
     os.makedirs(directory, exist_ok=True)
     flat = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) if arrays else np.zeros(0)
-    path = os.path.join(directory, f"rank{rank}.npy")
+    path = os.path.join(directory, param_dump_name(rank))
     np.save(path, flat)
     return path

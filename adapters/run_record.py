@@ -189,7 +189,7 @@ def report_progress(step: int, total: Optional[int] = None, *, loss: Optional[fl
     off the terminal and out of the rank log. Every rank may call it (the watchdog sees each rank
     move); the metrics are shown from rank 0's marks.
     """
-    from hvdrun_cli.launch.output import progress_mark
+    from hvdrun_cli.contract import progress_mark
 
     rank = env_rank(os.environ) if rank is None else rank
     fields: Dict[str, object] = {}

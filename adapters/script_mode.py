@@ -18,7 +18,7 @@ import traceback
 from typing import List, Optional, Sequence, Set, TextIO, Tuple
 
 from hvdrun_cli.errors import Problem, UserInputError
-from hvdrun_cli.launch.output import log_only
+from hvdrun_cli.contract import log_only
 
 EXIT_UNCAUGHT = 1
 _HERE = os.path.dirname(os.path.realpath(__file__))

@@ -70,7 +70,7 @@ MODELS: Dict[str, Tuple[Callable[..., nn.Module], Tuple[str, ...]]] = {
 }
 
 
-def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: int) -> nn.Module:
+def build_model(spec: JobSpec, input_shape: Tuple[int, ...], num_classes: Callable[[], int]) -> nn.Module:
     return plugins.build_model(spec, MODELS, nn.Module, "torch.nn.Module", input_shape, num_classes)
 
 

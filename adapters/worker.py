@@ -1,7 +1,7 @@
 """Entry point run on every rank: ``python -m hvdrun_cli.adapters.worker``.
 
 Reads the resolved spec named by ``HVDJOB_SPEC``, sizes thread pools, prepares TensorFlow's Keras
-if needed, then either drives training (managed mode, via the framework's adapter) or runs the
+if needed, then either drives training (managed mode: the engine over the framework's backend) or runs the
 user's script. Framework modules are imported only after the spec says which one the job uses, so
 a PyTorch job never loads TensorFlow and vice versa.
 
@@ -19,13 +19,16 @@ from typing import Dict, Optional, Type
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
 
-from .base import ENV_SPEC, EXIT_STOPPED, Adapter, LaunchInfo, StopRequested
+from hvdrun_cli.contract import ENV_SPEC, EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED
+
+from .backend import Backend
+from .base import LaunchInfo, StopRequested
 from .rankenv import env_rank, export_thread_env, process_start_unix_time, threads_per_rank
 
 # Imported by name so that choosing one framework never imports the other.
-ADAPTERS: Dict[str, str] = {
-    "torch": "hvdrun_cli.adapters.torch_adapter:TorchAdapter",
-    "tensorflow": "hvdrun_cli.adapters.keras_adapter:KerasAdapter",
+BACKENDS: Dict[str, str] = {
+    "torch": "hvdrun_cli.adapters.torch_backend:TorchBackend",
+    "tensorflow": "hvdrun_cli.adapters.keras_backend:KerasBackend",
 }
 
 
@@ -56,21 +59,25 @@ def prepare_tensorflow() -> None:
     install_keras_alias()
 
 
-def adapter_class(framework: str) -> Type[Adapter]:
-    module_name, _, class_name = ADAPTERS[framework].partition(":")
+def backend_class(framework: str) -> Type[Backend]:
+    module_name, _, class_name = BACKENDS[framework].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
-    adapter = adapter_class(spec.framework)()
-    ctx = adapter.init(launch)
+    """The one training engine over this framework's backend."""
+    from .counting import counting_for
+    from .engine import Engine
+
+    backend = backend_class(spec.framework)()
+    ctx = backend.init(launch)
     try:
-        adapter.run(spec, ctx)
+        Engine(spec, ctx, launch, backend, counting_for(spec)).run()
     except StopRequested as stop:
         print(f"hvdjob: rank {ctx.rank}: stopped at step {stop.summary.get('steps')}; "
               f"exiting with {EXIT_STOPPED} so a resume continues from the checkpoint", flush=True)
         return EXIT_STOPPED
-    return 0
+    return EXIT_OK
 
 
 def main() -> int:
@@ -90,11 +97,11 @@ def main() -> int:
         from .script_mode import run_script
 
         run_script(spec.script or "", spec.args)
-        return 0
+        return EXIT_OK
     except UserInputError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

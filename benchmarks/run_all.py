@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a file (python benchmarks/run_all.py): make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import bandwidth, launch_profile, plots, startup, training
+from benchmarks import bandwidth, compute, launch_profile, planning, plots, startup, training
 from benchmarks.common import Section, SuiteContext
 from benchmarks.launch import BenchmarkFailed
 from hvdrun_cli.bench.machine import describe_machine, load_average, machine_info
@@ -30,6 +30,8 @@ BENCHMARKS: Dict[str, Callable[[SuiteContext], Section]] = {
     "profile": launch_profile.run,
     "training": training.run,
     "bandwidth": bandwidth.run,
+    "compute": compute.run,
+    "planning": planning.run,
 }
 
 

@@ -19,6 +19,7 @@ BUILDTOOLS = REPO / "hvdrun_cli" / "buildtools"
 PLAN = BUILDTOOLS / "build_plan.py"
 WRAPPER = BUILDTOOLS / "cxx_wrapper.sh"
 SETUP = BUILDTOOLS / "setup_env.sh"
+PATCHES = BUILDTOOLS / "patches"  # fixes applied to Horovod's source before a build
 
 # Recorded from a DGX-class machine (8 x A100) and a workstation; UUIDs shortened.
 NVIDIA_SMI_8_A100 = "".join(

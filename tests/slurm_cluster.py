@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
@@ -44,6 +44,7 @@ class SlurmCluster:
     partition: str = "debug"
     cpus: int = 1
     processes: Dict[str, "subprocess.Popen[bytes]"] = field(default_factory=dict)
+    nodes: Tuple[str, ...] = ("localhost",)
 
     def run(self, argv: Sequence[str], timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster and capture its output."""
@@ -71,11 +72,9 @@ class SlurmCluster:
     def logs(self, lines: int = 30) -> str:
         """The tail of every daemon log: shown when something about the cluster goes wrong."""
         parts = []
-        for name in DAEMONS:
-            path = self.root / "log" / f"{name}.log"
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"--- {path} ---\n" + "\n".join(tail))
+        for path in sorted((self.root / "log").glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path} ---\n" + "\n".join(tail))
         return "\n".join(parts)
 
 
@@ -99,13 +98,30 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
+@dataclass(frozen=True)
+class NodeDef:
+    """One slurmd: its node name and the address slurmctld reaches it on."""
+
+    name: str
+    address: str
+
+
+def _write_conf(
+    root: Path,
+    user: str,
+    cpus: int,
+    munge_socket: Path,
+    nodes: Sequence[NodeDef] = (NodeDef("localhost", "127.0.0.1"),),
+    controller: NodeDef = NodeDef("localhost", "127.0.0.1"),
+) -> Path:
+    """slurm.conf for one partition ``debug`` over ``nodes``; per-node files carry the node name."""
     ctld_port, slurmd_port = _free_port(), _free_port()
     while slurmd_port == ctld_port:
         slurmd_port = _free_port()
+    controller_spec = controller.name if controller.address == "127.0.0.1" else f"{controller.name}({controller.address})"
     lines = [
         "ClusterName=hvdjobtest",
-        "SlurmctldHost=localhost",
+        f"SlurmctldHost={controller_spec}",
         f"SlurmctldPort={ctld_port}",
         f"SlurmdPort={slurmd_port}",
         f"SlurmUser={user}",
@@ -115,11 +131,11 @@ def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
         # cred_expire also delays a requeued job's restart (default 120 s): keep requeue tests short.
         f"AuthInfo=socket={munge_socket},cred_expire=10",
         f"StateSaveLocation={root / 'state'}",
-        f"SlurmdSpoolDir={root / 'spool'}",
+        f"SlurmdSpoolDir={root / 'spool' / '%n'}",
         f"SlurmctldPidFile={root / 'run' / 'slurmctld.pid'}",
-        f"SlurmdPidFile={root / 'run' / 'slurmd.pid'}",
+        f"SlurmdPidFile={root / 'run' / 'slurmd.%n.pid'}",
         f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
-        f"SlurmdLogFile={root / 'log' / 'slurmd.log'}",
+        f"SlurmdLogFile={root / 'log' / 'slurmd.%n.log'}",
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "SelectType=select/cons_tres",
@@ -135,10 +151,13 @@ def _write_conf(root: Path, user: str, cpus: int, munge_socket: Path) -> Path:
         "KillWait=5",
         "MinJobAge=600",  # finished jobs stay visible to squeue/scontrol (there is no accounting db)
         "SlurmctldTimeout=30",
-        "SlurmdTimeout=60",
-        f"NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
-        "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
+        # How long a silent node stays "up": the node-loss tests wait for this.
+        f"SlurmdTimeout={60 if len(nodes) == 1 else 20}",
+        *(f"NodeName={n.name} NodeAddr={n.address} CPUs={cpus} RealMemory=1000 State=UNKNOWN" for n in nodes),
+        f"PartitionName=debug Nodes={','.join(n.name for n in nodes)} Default=YES MaxTime=INFINITE State=UP",
     ]
+    for node in nodes:
+        (root / "spool" / node.name).mkdir(parents=True, exist_ok=True)
     conf = root / "slurm.conf"
     conf.write_text("\n".join(lines) + "\n")
     return conf
@@ -184,10 +203,15 @@ def _daemon_env(root: Path) -> Dict[str, str]:
     return env
 
 
-def _start_daemon(root: Path, name: str, argv: List[str]) -> "subprocess.Popen[bytes]":
-    """A Slurm daemon in the foreground (-D), so we hold its pid; its own log goes to log/<name>.log."""
+def _start_daemon(
+    root: Path, name: str, argv: List[str], prefix: Sequence[str] = ()
+) -> "subprocess.Popen[bytes]":
+    """A Slurm daemon in the foreground (-D), so we hold its pid; its own log goes to log/<name>.log.
+
+    ``prefix`` runs it elsewhere, e.g. inside a namespace host (``nsenter ... --``); it must exec.
+    """
     log = open(root / "log" / f"{name}.out", "wb")
-    proc = subprocess.Popen([_which(argv[0]) or argv[0], *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*prefix, _which(argv[0]) or argv[0], *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
                             env=_daemon_env(root), start_new_session=True)
     log.close()
     return proc
@@ -202,9 +226,11 @@ def _wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:
     return predicate()
 
 
-def _node_idle(cluster: SlurmCluster) -> bool:
-    out = cluster.run(["sinfo", "-h", "-N", "-n", cluster.node, "-o", "%t"], timeout=10, check=False)
-    return out.returncode == 0 and out.stdout.strip() == "idle"
+def _idle_nodes(cluster: SlurmCluster) -> List[str]:
+    out = cluster.run(["sinfo", "-h", "-N", "-o", "%N %t"], timeout=10, check=False)
+    if out.returncode != 0:
+        return []
+    return [line.split()[0] for line in out.stdout.splitlines() if line.split()[1:] == ["idle"]]
 
 
 @contextlib.contextmanager
@@ -215,6 +241,21 @@ def local_slurm(cpus: Optional[int] = None, keep_dir: bool = False) -> Iterator[
     ``SLURM_CONF`` and the cleanup marker: pass it to every subprocess that should talk to this
     cluster. ``keep_dir`` (or ``HVDJOB_KEEP_SLURM_DIR=1``) keeps the directory with the logs after exit.
     """
+    with slurm_over_nodes([NodeDef("localhost", "127.0.0.1")], cpus=cpus, keep_dir=keep_dir) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def slurm_over_nodes(
+    nodes: Sequence[NodeDef],
+    *,
+    controller: NodeDef = NodeDef("localhost", "127.0.0.1"),
+    cpus: Optional[int] = None,
+    enter_node: Callable[[str], Sequence[str]] = lambda _node: (),
+    keep_dir: bool = False,
+) -> Iterator[SlurmCluster]:
+    """A cluster of one slurmd per node in ``nodes``; ``enter_node(name)`` is the argv prefix that
+    runs a program on that node (empty: on this machine). Stops everything on exit."""
     missing = missing_binaries()
     if missing:
         raise RuntimeError(f"Slurm/munge programs not installed: {', '.join(missing)}")
@@ -229,12 +270,16 @@ def local_slurm(cpus: Optional[int] = None, keep_dir: bool = False) -> Iterator[
     cluster: Optional[SlurmCluster] = None
     try:
         processes["munged"], munge_socket = _start_munged(root, as_root)
-        conf = _write_conf(root, user, cpus, munge_socket)
+        conf = _write_conf(root, user, cpus, munge_socket, nodes, controller)
         env = _daemon_env(root)  # jobs submitted with it carry the marker too
-        cluster = SlurmCluster(root=root, conf=conf, env=env, cpus=cpus, processes=processes)
+        cluster = SlurmCluster(root=root, conf=conf, env=env, node=nodes[0].name, cpus=cpus, processes=processes,
+                               nodes=tuple(n.name for n in nodes))
         processes["slurmctld"] = _start_daemon(root, "slurmctld", ["slurmctld", "-D", "-c", "-f", str(conf)])
-        processes["slurmd"] = _start_daemon(root, "slurmd", ["slurmd", "-D", "-N", cluster.node, "-f", str(conf)])
-        _wait_for_idle_node(cluster)
+        for node in nodes:
+            key = "slurmd" if len(nodes) == 1 else f"slurmd:{node.name}"
+            processes[key] = _start_daemon(root, key.replace(":", "."), ["slurmd", "-D", "-N", node.name, "-f", str(conf)],
+                                           prefix=enter_node(node.name))
+        _wait_for_idle_nodes(cluster)
         yield cluster
     finally:
         _shutdown(root, processes, cluster)
@@ -242,13 +287,16 @@ def local_slurm(cpus: Optional[int] = None, keep_dir: bool = False) -> Iterator[
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for_idle_node(cluster: SlurmCluster) -> None:
+def _wait_for_idle_nodes(cluster: SlurmCluster) -> None:
     def alive() -> bool:
         return all(p.poll() is None for p in cluster.processes.values())
 
-    _wait_until(lambda: not alive() or _node_idle(cluster), STARTUP_TIMEOUT, 0.5)
-    if not alive() or not _node_idle(cluster):
-        raise RuntimeError(f"local Slurm did not come up (node not idle within {STARTUP_TIMEOUT:g}s)\n{cluster.logs()}")
+    def all_idle() -> bool:
+        return set(_idle_nodes(cluster)) >= set(cluster.nodes)
+
+    _wait_until(lambda: not alive() or all_idle(), STARTUP_TIMEOUT, 0.5)
+    if not alive() or not all_idle():
+        raise RuntimeError(f"Slurm did not come up (nodes not idle within {STARTUP_TIMEOUT:g}s)\n{cluster.logs()}")
 
 
 def _shutdown(root: Path, processes: Dict[str, "subprocess.Popen[bytes]"], cluster: Optional[SlurmCluster]) -> None:
@@ -256,9 +304,8 @@ def _shutdown(root: Path, processes: Dict[str, "subprocess.Popen[bytes]"], clust
     if cluster is not None and processes.get("slurmctld") and processes["slurmctld"].poll() is None:
         cluster.run(["scancel", "--user", _user_name()], timeout=15, check=False)
         _wait_until(lambda: _queue_empty(cluster), DRAIN_TIMEOUT, 0.5)
-    for name in ("slurmd", "slurmctld", "munged"):
-        if name in processes:
-            _terminate(processes[name])
+    for name in sorted(processes, key=lambda n: ("slurmd", "slurmctld", "munged").index(n.split(":")[0])):
+        _terminate(processes[name])
     _stop_leftovers(root)
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
+from hvdrun_cli.bench.autotune import LOG_FILE
 from hvdrun_cli.bench.options import run_order
 from hvdrun_cli.bench.samples import SUMMARY_FILE, RunSample, sample_from_summary
 from hvdrun_cli.cli.spec_options import overrides_from_flags
@@ -35,6 +36,7 @@ class BenchConfig:
     steps: Optional[int] = None  # train.max_steps for every run; None keeps the spec's
     set_options: Tuple[str, ...] = ()  # the user's --set values, passed on to every run
     timeout_s: float = 1800.0  # per run
+    autotune: bool = False  # Horovod autotunes each run and logs its samples to <run dir>/autotune.csv
 
 
 def run_dir_for(config: BenchConfig, np: int, repeat: int) -> str:
@@ -53,6 +55,8 @@ def run_overrides(config: BenchConfig, run_dir: str) -> Tuple[str, ...]:
     ]
     if config.steps is not None:
         own.append(f"train.max_steps={int(config.steps)}")
+    if config.autotune:
+        own += ["horovod.autotune=true", f"horovod.autotune_log={json.dumps(os.path.join(run_dir, LOG_FILE))}"]
     return tuple(config.set_options) + tuple(own)
 
 

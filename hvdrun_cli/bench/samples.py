@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional
 
+from hvdrun_cli.contract import SUMMARY_FILE
 from hvdrun_cli.errors import LaunchError
 
-SUMMARY_FILE = "summary.json"
 REQUIRED_FIELDS = ("samples_per_sec", "first_step_unix_time")
 
 

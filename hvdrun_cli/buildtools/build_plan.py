@@ -218,10 +218,16 @@ def cache_root(env: Dict[str, str]) -> Path:
     return Path(base) / "hvdjob"
 
 
+def source_patches() -> List[Path]:
+    """The fixes applied to Horovod's source before a build, in order (see each file's header)."""
+    return sorted((HERE / "patches").glob("*.patch"))
+
+
 def script_digest(names: Iterable[str] = KEYED_SCRIPTS) -> str:
+    """One digest of what changes the binary besides versions and flags: the wrapper and the patches."""
     digest = hashlib.sha256()
-    for name in names:
-        digest.update((HERE / name).read_bytes())
+    for path in [HERE / name for name in names] + source_patches():
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -146,12 +146,22 @@ else
       [[ -e "$tmp/nccl-lib/libnccl.so" ]] || ln -s "$(ls "$nccl_lib"/libnccl.so.* | head -1)" "$tmp/nccl-lib/libnccl.so"
       build_env+=("HOROVOD_NCCL_INCLUDE=$nccl_include" "HOROVOD_NCCL_LIB=$tmp/nccl-lib")
     fi
+    # Horovod's source with the fixes in patches/ (each file's header says why; they are in the key).
+    "$PY" -m pip download --quiet --no-cache-dir --no-deps --no-binary :all: \
+      "horovod==$HOROVOD_VERSION" -d "$tmp/sdist" >"$tmp/build.log" 2>&1 \
+      || { cp "$tmp/build.log" "$VENV/horovod-build.log"; die "cannot download horovod $HOROVOD_VERSION's source (log in $VENV/horovod-build.log)"; }
+    tar -xzf "$tmp"/sdist/horovod-*.tar.gz -C "$tmp"
+    src="$tmp/horovod-$HOROVOD_VERSION"
+    for p in "$here"/patches/*.patch; do
+      log "  applying $(basename "$p")"
+      patch -p1 -s -d "$src" <"$p" || die "$(basename "$p") does not apply to horovod $HOROVOD_VERSION"
+    done
     build_started=$SECONDS
     env "${build_env[@]}" \
       CXX="$here/cxx_wrapper.sh" HVDJOB_TORCH_CXX_STD="$torch_std" \
       MAKEFLAGS="-j$(nproc)" \
-      "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation --no-binary horovod \
-        "horovod==$HOROVOD_VERSION" -w "$tmp" >"$tmp/build.log" 2>&1 \
+      "$PY" -m pip wheel --no-cache-dir --no-deps --no-build-isolation \
+        "$src" -w "$tmp" >>"$tmp/build.log" 2>&1 \
       || { cp "$tmp/build.log" "$VENV/horovod-build.log"; grep -E "error|Error" "$tmp/build.log" | head -20 >&2
            die "horovod build failed: first errors above, full log in $VENV/horovod-build.log"; }
     mkdir -p "$wheel_dir"

@@ -2,14 +2,15 @@
 # Install the Debian packages hvdjob needs when they are missing.
 #
 # Usage: system_packages.sh runtime|test
-#   runtime: Open MPI (mpirun + headers so Horovod builds its MPI controller), a C++ toolchain, cmake.
+#   runtime: Open MPI (mpirun + headers so Horovod builds its MPI controller), a C++ toolchain, cmake,
+#            patch (for the fixes in patches/ applied to Horovod's source).
 #   test:    also a real single-node Slurm (slurmctld, slurmd, munge), sshd and iproute2 for the
 #            multi-host tests.
 # Without root (and without passwordless sudo) nothing is installed: the missing package names are
 # printed so an administrator can install them, and the script exits 1.
 set -euo pipefail
 
-want=(openmpi-bin libopenmpi-dev g++ make)
+want=(openmpi-bin libopenmpi-dev g++ make patch)
 if [[ "${1:-runtime}" == "test" ]]; then
   want+=(slurmctld slurmd slurm-client munge openssh-server openssh-client iproute2 procps)
 fi

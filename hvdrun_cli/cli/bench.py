@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 
 import click
 
+from hvdrun_cli.bench.autotune import best_of_runs
 from hvdrun_cli.bench.machine import load_average, machine_info
 from hvdrun_cli.bench.options import parse_np_list
 from hvdrun_cli.bench.report import BenchReport, write_report
@@ -16,6 +17,21 @@ from hvdrun_cli.bench.runner import BenchConfig, check_spec, describe_sample, ru
 from hvdrun_cli.cli.common import clean_errors
 from hvdrun_cli.cli.spec_options import set_option
 from hvdrun_cli.launch.rundir import new_run_id
+
+def autotune_text(config: BenchConfig, samples: list) -> str:
+    """The best parameters Horovod's autotuner found at each np, with the --set values to keep them."""
+    lines = []
+    for np in config.nps:
+        dirs = [s.run_dir for s in samples if s.np == np]
+        best = best_of_runs(dirs)
+        if best is None:
+            lines.append(f"autotune np={np}: no samples in the autotune logs (too few steps to score one; "
+                         "try more --steps)")
+            continue
+        lines.append(f"autotune np={np}: best {best.describe()}")
+        lines.append("    keep them: " + " ".join(f"--set {item}" for item in best.spec_settings()))
+    return "\n".join(lines)
+
 
 BUSY_LOAD_PER_CORE = 0.5  # above this, other work is competing for the cores being measured
 
@@ -33,6 +49,8 @@ BUSY_LOAD_PER_CORE = 0.5  # above this, other work is competing for the cores be
 @set_option("Override a spec value for every run (repeatable), as for hvdjob run.")
 @click.option("--markdown", is_flag=True, help="Print the table as markdown.")
 @click.option("--no-plot", is_flag=True, help="Do not draw bench.png.")
+@click.option("--autotune", is_flag=True,
+              help="Let Horovod autotune every run and print the best parameters it found (from its autotune log).")
 @clean_errors
 def bench(
     spec_path: str,
@@ -43,6 +61,7 @@ def bench(
     set_options: Tuple[str, ...],
     markdown: bool,
     no_plot: bool,
+    autotune: bool,
 ) -> None:
     """Run JOB.yaml at each np (--repeats times) and report samples/s, scaling efficiency and time to first step."""
     nps = parse_np_list(np_list)
@@ -51,7 +70,7 @@ def bench(
     spec = check_spec(draft)
     out = os.path.abspath(out_dir or os.path.join(spec.run_root, spec.name, f"bench-{new_run_id()}"))
     config = BenchConfig(spec_path=spec_path, nps=nps, out_dir=out, repeats=repeats, steps=steps,
-                         set_options=tuple(set_options))
+                         set_options=tuple(set_options), autotune=autotune)
     machine = machine_info()
     before = load_average()
     click.echo(f"hvdjob bench: {spec.name}: np {','.join(map(str, nps))}, {repeats} repeat(s); output in {out}",
@@ -70,4 +89,6 @@ def bench(
         written = write_report(report, out, plot=False)
         click.echo(f"hvdjob bench: no plot ({exc}); install matplotlib for bench.png", err=True)
     click.echo(report.text(markdown=markdown))
+    if autotune:
+        click.echo(autotune_text(config, samples))
     click.echo(f"hvdjob bench: wrote {', '.join(written.values())}", err=True)

@@ -9,10 +9,12 @@ import click
 
 from hvdrun_cli.cli.common import clean_errors, echo_json
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
+from hvdrun_cli.cli.terminal_options import check_rank_selection, rank_selection_option
 from hvdrun_cli.cli.target import ScriptFlags, SpecOrScriptCommand, load_job, script_options, target_argument
 from hvdrun_cli.errors import JobFailed, Problem, UserInputError
 from hvdrun_cli.launch.progress_view import DEFAULT_PLAIN_EVERY_S, progress_view
 from hvdrun_cli.launch.runner import Launch, RunOptions
+from hvdrun_cli.launch.terminal import TerminalOptions
 
 
 @click.command("run", cls=SpecOrScriptCommand)
@@ -25,6 +27,8 @@ from hvdrun_cli.launch.runner import Launch, RunOptions
 @click.option("--max-restarts", type=click.IntRange(min=0), default=None, help="Relaunch up to N times when a rank dies (overrides restarts:).")
 @click.option("--progress-timeout", type=click.IntRange(min=1), default=None, help="Stop the job, naming the stalled ranks, when ranks make no progress for N seconds.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo rank output (it is still kept in the run directory).")
+@rank_selection_option
+@click.option("--fold/--no-fold", default=None, help="Show identical lines of several ranks once, as [0-7] text (default: on from 4 ranks).")
 @click.option("--verbose", is_flag=True, help="Print the launch plan (as --dry-run shows it) before starting the ranks.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "plain", "off"]), default="auto",
               show_default=True, help="Job progress: a live bar on a terminal, a plain line every "
@@ -43,6 +47,8 @@ def run(
     verbose: bool,
     progress_mode: str,
     progress_every: float,
+    ranks: Optional[frozenset],
+    fold: Optional[bool],
     spec_flags: SpecFlags,
     script_flags: ScriptFlags,
 ) -> None:
@@ -63,6 +69,7 @@ def run(
     if job.saved_spec:
         click.echo(f"hvdjob: wrote {job.saved_spec}; next time: hvdjob run {job.saved_spec}", err=True)
     launch = Launch(spec, run_dir=run_dir)  # bad hosts/layout fail here, before any file exists
+    check_rank_selection(ranks, launch.plan.np)
     if dry_run:
         if as_json:
             echo_json(launch.plan.to_dict())
@@ -76,11 +83,10 @@ def run(
         outcome = launch.run(
             RunOptions(max_restarts=max_restarts, progress_timeout_s=progress_timeout, quiet=quiet,
                        terminal=sys.stdout,  # inside the view: its console when it draws a bar
-                       observers=(view.observe,) if view else ()),
+                       observers=(view.observe,) if view else (), view=TerminalOptions(ranks, fold)),
             on_started=lambda directory: click.echo(f"hvdjob: {spec.name}: run directory {directory}", err=True),
         )
     result = outcome.result
     if not result.ok:
-        lines = [result.message] + [f"    {line}" for line in result.tail]
-        raise JobFailed("\n".join(lines), exit_code=result.exit_code)
+        raise JobFailed("\n".join(result.report_lines()), exit_code=result.exit_code)
     click.echo(f"hvdjob: {spec.name}: finished in {result.wall_time_s:.1f} s; logs in {outcome.run_dir}", err=True)

@@ -6,11 +6,12 @@ remembers it, then from sacct when the cluster keeps accounting; a job neither k
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 import time
-from typing import BinaryIO, Dict, List, Sequence, Tuple
+from typing import Any, BinaryIO, Callable, Dict, List, Sequence, Tuple, TypeVar
 
 import click
 
@@ -20,6 +21,29 @@ from hvdrun_cli.slurm import records
 from hvdrun_cli.slurm.client import JobState, SlurmClient
 
 GONE = "GONE"  # neither squeue nor sacct knows the job any more
+# What every Slurm client tool says, after several lines of DNS errors, when it finds no slurm.conf,
+# no SLURM_CONF and no configless DNS record: there is no cluster to talk to.
+_NO_CONFIGURATION = "Could not establish a configuration source"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def no_cluster_in_one_line(command: str) -> Callable[[F], F]:
+    """Turn the tools' multi-line "no configuration" failure into one line saying what it means."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except LaunchError as exc:
+                if _NO_CONFIGURATION in str(exc):
+                    raise LaunchError(f"{command} needs a Slurm cluster, and none is configured on this machine "
+                                      "(no slurm.conf, SLURM_CONF not set)") from None
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 _JOB_ID = re.compile(r"^\d+(_\d+)?$")
 _FOLLOW_INTERVAL = 0.5
 _STATE_INTERVAL = 2.0
@@ -40,13 +64,31 @@ run_root_option = click.option(
 @clean_errors
 def status(job_ids: Tuple[str, ...], as_json: bool, run_root: str) -> None:
     """Show the state of JOB_IDS (default: the jobs submitted from this directory)."""
+    if not as_json:
+        _status(job_ids, False, run_root)
+        return
+    try:  # --json: JSON on stdout whatever happens, the error too (and its exit code)
+        _status(job_ids, True, run_root)
+    except UserInputError as exc:
+        echo_json({"error": "; ".join(str(p) for p in exc.problems), "jobs": []})
+        sys.exit(exc.exit_code)
+    except LaunchError as exc:
+        echo_json({"error": str(exc), "jobs": []})
+        sys.exit(exc.exit_code)
+
+
+@no_cluster_in_one_line("status")
+def _status(job_ids: Tuple[str, ...], as_json: bool, run_root: str) -> None:
     _check_ids(job_ids)
     client = SlurmClient("status")
     client.require("squeue")
     submitted = {s.job_id: s for s in records.load(run_root) if s.cwd == os.getcwd()}
     ids = list(job_ids) or list(submitted)
     if not ids:
-        click.echo(f"no jobs submitted from {os.getcwd()} (looked in {records.records_path(run_root)})")
+        if as_json:
+            echo_json([])
+        else:
+            click.echo(f"no jobs submitted from {os.getcwd()} (looked in {records.records_path(run_root)})")
         return
     states = job_states(client, ids)
     rows = []
@@ -98,6 +140,7 @@ def _print_table(rows: List[Dict[str, object]]) -> None:
 @click.option("--stderr", is_flag=True, help="Show the job's stderr file instead of its stdout.")
 @run_root_option
 @clean_errors
+@no_cluster_in_one_line("logs")
 def logs(job_id: str, follow: bool, stderr: bool, run_root: str) -> None:
     """Print the output of a submitted Slurm job."""
     _check_ids([job_id])
@@ -166,6 +209,7 @@ def _copy(fh: BinaryIO) -> int:
 @click.command("cancel")
 @click.argument("job_ids", nargs=-1, required=True)
 @clean_errors
+@no_cluster_in_one_line("cancel")
 def cancel(job_ids: Tuple[str, ...]) -> None:
     """Cancel submitted Slurm jobs (scancel)."""
     _check_ids(job_ids)

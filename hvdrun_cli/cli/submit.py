@@ -23,6 +23,7 @@ from hvdrun_cli.cli.common import clean_errors
 from hvdrun_cli.cli.spec_options import SpecFlags, spec_options
 from hvdrun_cli.cli.target import Job, ScriptFlags, SpecOrScriptCommand, load_job, save_spec, script_options, target_argument
 from hvdrun_cli.slurm import records
+from hvdrun_cli.slurm.allocation_fit import allocation_warning
 from hvdrun_cli.slurm.client import SlurmClient
 from hvdrun_cli.slurm.sbatch import ERROR_PATTERN, OUTPUT_PATTERN, render_sbatch
 from hvdrun_cli.spec.model import JobSpec
@@ -45,6 +46,9 @@ def submit(target: Tuple[str, ...], dry_run: bool, spec_flags: SpecFlags, script
     planned_dir = os.path.join(spec.run_root, spec.name, "slurm", stamp)
     spec_path, forwarded = _spec_for_sbatch(job, spec_flags, planned_dir)
     script = render_sbatch(spec, spec_path, forwarded, planned_dir, sys.executable)
+    warning = allocation_warning(spec)
+    if warning:
+        click.echo(f"hvdjob submit: warning: {warning}", err=True)
     if dry_run:
         if job.script_job is not None and job.saved_spec is None:
             click.echo(f"hvdjob: submit would write the script job's spec to {spec_path} (--save-spec FILE "

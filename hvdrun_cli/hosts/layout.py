@@ -38,19 +38,22 @@ def assign_ranks(hosts: Sequence[Host], np: int) -> Tuple[SlotInfo, ...]:
         placed.append((host.name, used))
         left -= used
 
-    # cross_members[local_rank] = names of the hosts that run that local rank, in host order.
-    cross_members: Dict[int, List[str]] = {}
-    for name, used in placed:
+    # A host's cross rank for local rank k is how many earlier hosts also run local rank k; hosts
+    # are in order, so counting as we go gives it in one pass (linear in ranks, not hosts x ranks).
+    cross_size: Dict[int, int] = {}
+    for _name, used in placed:
         for local_rank in range(used):
-            cross_members.setdefault(local_rank, []).append(name)
+            cross_size[local_rank] = cross_size.get(local_rank, 0) + 1
 
     layout: List[SlotInfo] = []
+    seen: Dict[int, int] = {}
     for name, used in placed:
         for local_rank in range(used):
-            members = cross_members[local_rank]
+            cross_rank = seen.get(local_rank, 0)
+            seen[local_rank] = cross_rank + 1
             layout.append(SlotInfo(
                 rank=len(layout), size=np, local_rank=local_rank, local_size=used,
-                cross_rank=members.index(name), cross_size=len(members), hostname=name))
+                cross_rank=cross_rank, cross_size=cross_size[local_rank], hostname=name))
     return tuple(layout)
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, TextIO
 from hvdrun_cli.launch.execute import EXIT_PREEMPTED, Execution, JobResult
 from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
+from hvdrun_cli.launch.terminal import TerminalOptions
 
 RESTART_PAUSE_S = 1.0  # lets ports and the last writes of the failed attempt settle
 EXIT_BAD_INPUT = 2
@@ -59,8 +60,14 @@ def run_attempts(
     on_plan: Optional[Callable[[LaunchPlan], None]] = None,
     on_execution: Optional[Callable[[Execution], None]] = None,
     observers: Sequence[LineObserver] = (),
+    view: Optional[TerminalOptions] = None,
+    resumes: bool = False,
 ) -> JobResult:
-    """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first."""
+    """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first.
+
+    ``view``: what the terminal shows (ranks, folding); ``resumes``: ranks resume from hvdjob's
+    checkpoints (managed training), which is what the relaunch message then says.
+    """
     attempt = 0
     failures: List[JobResult] = []
     with _GapSignals() as gap:
@@ -68,17 +75,18 @@ def run_attempts(
             plan = plan_for_attempt(attempt)
             if on_plan:
                 on_plan(plan)
-            execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s)
+            execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s,
+                                  view=view)
             for observer in observers:
                 execution.router.add_observer(observer)
             if failures:
                 previous = failures[-1]
                 since = f" {time.monotonic() - previous.failed_at:.1f} s after the failure" if previous.failed_at else ""
                 what = f"{plan.np} ranks" if plan.np else "the job"  # elastic plans have no fixed layout
-                execution.router.note(
-                    f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
-                    "they resume from the latest checkpoint"
-                )
+                how = ("they resume from the latest checkpoint" if resumes else
+                       "the script starts again (it resumes only from checkpoints it saves itself)")
+                execution.router.note(f"hvdjob: attempt {attempt + 1} of {max_restarts + 1}: relaunching {what}{since}; "
+                                      f"{how}")
             if on_execution:
                 on_execution(execution)
             result = execution.run()
@@ -98,9 +106,10 @@ def _report_failure(terminal: TextIO, result: JobResult, attempt: int, max_resta
     ended = ""
     if result.failed_at is not None and result.ended_at is not None:
         ended = f" (all ranks stopped {result.ended_at - result.failed_at:.1f} s after the failure)"
-    terminal.write(f"hvdjob: attempt {attempt + 1} of {max_restarts + 1} failed{ended}: {result.message}\n")
-    for line in result.tail:
-        terminal.write(f"    {line}\n")
+    lines = result.report_lines()
+    terminal.write(f"hvdjob: attempt {attempt + 1} of {max_restarts + 1} failed{ended}: {lines[0]}\n")
+    for line in lines[1:]:
+        terminal.write(f"{line}\n")
     terminal.flush()
 
 

@@ -21,11 +21,11 @@ from typing import List, Optional, Tuple
 from hvdrun_cli.errors import HostfileError, LaunchError, Problem
 from hvdrun_cli.hosts import Host, parse_hostfile
 from hvdrun_cli.launch.inputs import RANK_SUPERVISOR, RANK_WORKER
-from hvdrun_cli.launch.plan import GeneratedFile, LaunchPlan, ProcessSpec, env_tuple
+from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, ProcessSpec, env_tuple
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import ElasticSpec, JobSpec
 
-ELASTIC_LAUNCHER = "elastic"  # the plan's launcher name; the executor treats such plans specially
+ELASTIC_LAUNCHER = LauncherKind.ELASTIC  # the executor treats such plans specially
 DISCOVERY_SCRIPT = "discover_hosts.sh"
 _INCOMPATIBLE_LAUNCHERS = ("mpi", "srun")
 

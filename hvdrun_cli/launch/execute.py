@@ -5,7 +5,9 @@ their output, and watches them. When a rank fails, the others are stopped and th
 with the last lines of that rank's log. SIGINT/SIGTERM stop every rank gracefully (ranks checkpoint
 and exit 75); a second Ctrl-C kills at once. Whatever happens, no process of the run outlives it:
 besides process groups, a final sweep kills any process carrying this run's ``HVDJOB_RUN_ID``
-(horovodrun and mpirun start ranks in sessions of their own).
+(horovodrun and mpirun start ranks in sessions of their own). And when hvdjob itself is killed
+(``kill -9``, the OOM killer), the job ends within seconds without it: launcher processes get
+SIGTERM from the kernel, rank supervisors stop their ranks (see liveness.py).
 
 Elastic plans differ in two ways. A worker that dies is Horovod's business (the others carry on), so
 the job's outcome is horovodrun's exit code. And Horovod itself ends a worker it drops with SIGTERM,
@@ -14,6 +16,7 @@ so a graceful stop reaches the ranks as SIGUSR1 instead (ranks checkpoint and ex
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
 from hvdrun_cli.launch.elastic import ELASTIC_LAUNCHER
+from hvdrun_cli.launch.liveness import die_with, launcher_identity_env
 from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
+from hvdrun_cli.launch.terminal import TerminalOptions
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.rendezvous import Rendezvous
 from hvdrun_cli.launch.watchdog import ProgressWatchdog, Stall
@@ -34,6 +39,9 @@ EXIT_PREEMPTED = EXIT_CHECKPOINTED
 FAILURE_GRACE_S = 5.0  # peers of a dead rank are usually stuck in a collective: don't wait long
 STOP_GRACE_S = 30.0  # time given to ranks to checkpoint after Ctrl-C / SIGTERM / preemption
 POLL_S = 0.1
+# A failure that looks like a consequence (Horovod shut down, peer lost) waits this long for the
+# failure that caused it to be reported, so the first line printed names the right rank.
+BLAME_WINDOW_S = 3.0
 EXIT_STALLED = 124  # like timeout(1)
 
 
@@ -47,10 +55,19 @@ class JobResult:
     wall_time_s: float = 0.0
     failed_at: Optional[float] = None  # time.monotonic() when the failure was noticed
     ended_at: Optional[float] = None  # time.monotonic() when the last process of the attempt was gone
+    secondary: Tuple[str, ...] = ()  # other ranks' ends that followed the failure, one line each
 
     @property
     def ok(self) -> bool:
         return self.exit_code == 0
+
+    def report_lines(self) -> List[str]:
+        """What a user reads: the message, the failed rank's last lines, then the ranks that followed."""
+        lines = [self.message] + [f"    {line}" for line in self.tail]
+        if self.secondary:
+            lines.append("then:")
+            lines += [f"    {line}" for line in self.secondary]
+        return lines
 
 
 @dataclass
@@ -60,8 +77,9 @@ class _State:
     kill_now: bool = False
     failure: Optional[RankEnd] = None
     failure_at: Optional[float] = None
+    failure_seen_at: Optional[float] = None  # a failure was seen, but may be a consequence
     stall: Optional[Stall] = None
-    forward_queue: List[int] = field(default_factory=list)
+    forward_queue: List[Tuple[int, int]] = field(default_factory=list)  # (received, forwarded)
     noted_ends: int = 0
 
 
@@ -73,9 +91,11 @@ class Execution:
         quiet: bool = False,
         progress_timeout_s: Optional[float] = None,
         install_signal_handlers: bool = True,
+        view: Optional[TerminalOptions] = None,
     ):
         self.plan = plan
-        self.router = OutputRouter(plan.run_dir, terminal, quiet=quiet)
+        self.router = OutputRouter(plan.run_dir, terminal, quiet=quiet, options=view,
+                                   ranks=[slot.rank for slot in plan.layout])
         self._procs: List[subprocess.Popen] = []
         self._threads: List[threading.Thread] = []
         self._state = _State()
@@ -89,7 +109,10 @@ class Execution:
     def run(self) -> JobResult:
         started = time.monotonic()
         previous = self._install_signal_handlers() if self._install_handlers else {}
+        result: Optional[JobResult] = None
         try:
+            self.router.log(f"attempt {self.plan.attempt + 1}: run {self.plan.run_id}, launcher {self.plan.launcher}, "
+                            f"{self.plan.np} ranks, hvdjob pid {os.getpid()}")
             self._write_files()
             self._start_rendezvous()
             self._spawn_all()
@@ -106,6 +129,8 @@ class Execution:
                 self._rendezvous.stop()
             for thread in self._threads:
                 thread.join(timeout=5)
+            if result is not None:
+                self.router.log(f"ended: exit code {result.exit_code}: {result.message}")
             self.router.close()
         return JobResult(
             exit_code=result.exit_code,
@@ -116,6 +141,7 @@ class Execution:
             wall_time_s=time.monotonic() - started,
             failed_at=self._state.failure_at,
             ended_at=ended_at,
+            secondary=result.secondary,
         )
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -137,9 +163,13 @@ class Execution:
     def _spawn_all(self) -> None:
         base_env = dict(os.environ)
         base_env.update(self.plan.env_dict())
+        base_env.update(launcher_identity_env())  # how the job's processes tell that hvdjob is gone
         for proc_spec in self.plan.processes:
             env = dict(base_env)
             env.update(proc_spec.env_dict())
+            # mpirun/srun/horovodrun get SIGTERM from the kernel if hvdjob dies, and end their job;
+            # rank supervisors (the local launcher) watch hvdjob themselves.
+            launcher_process = proc_spec.rank is None
             proc = subprocess.Popen(
                 list(proc_spec.argv),
                 env=env,
@@ -147,8 +177,10 @@ class Execution:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with(os.getpid(), signal.SIGTERM) if launcher_process else None,
             )
             self._procs.append(proc)
+            self.router.log(f"started pid {proc.pid}: {shlex.join(proc_spec.argv)}")
             assert proc.stdout is not None
             thread = threading.Thread(target=pump, args=(proc.stdout, self.router), daemon=True)
             thread.start()
@@ -167,14 +199,16 @@ class Execution:
                 failure = self.router.first_failure()
                 if failure is None:
                     failure = self._failed_launcher_process(codes)
-            if failure and st.failure is None and st.stop_signal is None:
-                st.failure, st.failure_at = failure, time.monotonic()
+            now = time.monotonic()
+            finished = all(c is not None for c in codes)
+            if failure and st.failure is None and st.stop_signal is None and self._decided(failure, now, finished):
+                st.failure, st.failure_at = failure, now
                 self.router.note(f"hvdjob: {failure.describe()}; stopping the other ranks")
                 self._signal_all(signal.SIGTERM)
-            if all(c is not None for c in codes):
+            if finished:
                 self._drain_output()
                 return self._result(codes)
-            now = time.monotonic()
+            self.router.tick()
             if st.failure_at is not None and now - st.failure_at > FAILURE_GRACE_S:
                 self._signal_all(signal.SIGKILL)
             if st.stop_requested_at is not None and (st.kill_now or now - st.stop_requested_at > STOP_GRACE_S):
@@ -186,6 +220,13 @@ class Execution:
                 st.failure = RankEnd(stall.ranks[0], EXIT_STALLED, None, now)
                 self._signal_all(signal.SIGTERM)
             time.sleep(POLL_S)
+
+    def _decided(self, failure: RankEnd, now: float, finished: bool) -> bool:
+        """Act on a failure now, or wait briefly for the failure it may be a consequence of."""
+        st = self._state
+        if st.failure_seen_at is None:
+            st.failure_seen_at = now
+        return finished or not self.router.is_consequence(failure) or now - st.failure_seen_at >= BLAME_WINDOW_S
 
     def _drain_output(self, limit_s: float = 2.0) -> None:
         """Let the readers route what the ended processes wrote last (their final lines say why)."""
@@ -220,6 +261,9 @@ class Execution:
             tail = tuple(self.router.tail(rank))
             where = f"; last lines of {self.router.rank_log_path(rank)}:" if tail else ""
             return JobResult(EXIT_STALLED, f"job stopped by the watchdog: {st.stall.describe()}{where}", rank, tail)
+        verdict = self.router.failure_verdict() if not self._elastic else None
+        if st.failure is not None and verdict is not None and st.failure.exit_code != EXIT_STALLED:
+            st.failure = verdict.first  # every end is in now: the first failure may have been reported late
         if st.failure is not None:
             rank = self._explaining_rank(st.failure)
             tail = tuple(self.router.tail(rank)) if rank >= 0 else ()
@@ -230,7 +274,10 @@ class Execution:
             what = st.failure.describe() if st.failure.rank >= 0 else f"launcher exited with code {code}"
             if rank != st.failure.rank:
                 what += f" (rank {rank} reported the error)"
-            return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail)
+            secondary = tuple(f"{end.describe()}: {why}" for end, why in verdict.secondary
+                              if end.rank != rank) if verdict else ()
+            return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail,
+                             secondary=secondary)
         if st.stop_signal is not None:
             name = signal.Signals(st.stop_signal).name
             if self.router.checkpointed_stop():
@@ -292,20 +339,20 @@ class Execution:
                 return
             st.stop_signal = signum
             st.stop_requested_at = time.monotonic()
-            st.forward_queue.append(signal.SIGUSR1 if self._elastic else signal.SIGTERM)
+            st.forward_queue.append((signum, signal.SIGUSR1 if self._elastic else signal.SIGTERM))
         else:
             # SIGUSR1/2: Slurm's "time is nearly up" warning: ranks checkpoint and stop.
             if st.stop_signal is None:
                 st.stop_signal = signum
                 st.stop_requested_at = time.monotonic()
-            st.forward_queue.append(signum)
+            st.forward_queue.append((signum, signum))
 
     def _deliver_forwarded_signals(self) -> None:
         queue = self._state.forward_queue
         while queue:
-            signum = queue.pop(0)
-            self.router.note(f"hvdjob: {signal.Signals(signum).name} received; asking ranks to checkpoint and stop")
-            self._signal_all(signum)
+            received, forwarded = queue.pop(0)
+            self.router.note(f"hvdjob: {signal.Signals(received).name} received; asking ranks to checkpoint and stop")
+            self._signal_all(forwarded)
 
     def _signal_all(self, signum: int) -> None:
         """Signal the launcher processes; they (or the rank supervisors) pass it on to the ranks.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from hvdrun_cli.hosts import SlotInfo
+from hvdrun_cli.contract import slot_env  # noqa: F401  (re-exported for the launch builders)
 
 
 def gloo_controller_env(addr: str, port: int, iface: Optional[str]) -> Dict[str, str]:
@@ -17,14 +17,3 @@ def gloo_controller_env(addr: str, port: int, iface: Optional[str]) -> Dict[str,
         env["HOROVOD_GLOO_IFACE"] = iface
     return env
 
-
-def slot_env(slot: SlotInfo) -> Dict[str, str]:
-    return {
-        "HOROVOD_HOSTNAME": slot.hostname,
-        "HOROVOD_RANK": str(slot.rank),
-        "HOROVOD_SIZE": str(slot.size),
-        "HOROVOD_LOCAL_RANK": str(slot.local_rank),
-        "HOROVOD_LOCAL_SIZE": str(slot.local_size),
-        "HOROVOD_CROSS_RANK": str(slot.cross_rank),
-        "HOROVOD_CROSS_SIZE": str(slot.cross_size),
-    }

@@ -5,7 +5,7 @@ from typing import List
 
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.inputs import PlanInputs, hosts_flag
-from hvdrun_cli.launch.plan import LaunchPlan, ProcessSpec, env_tuple
+from hvdrun_cli.launch.plan import LauncherKind, LaunchPlan, ProcessSpec, env_tuple
 
 
 def build_horovodrun_plan(inputs: PlanInputs) -> LaunchPlan:
@@ -25,7 +25,7 @@ def build_horovodrun_plan(inputs: PlanInputs) -> LaunchPlan:
         argv += ["--network-interfaces", ",".join(nics)]
     argv += list(inputs.rank_command())
     return LaunchPlan(
-        launcher="gloo",
+        launcher=LauncherKind.GLOO,
         processes=(ProcessSpec(argv=tuple(argv)),),
         layout=inputs.layout,
         hosts=inputs.hosts,

@@ -6,6 +6,7 @@ from typing import Dict, Optional, Tuple
 
 from hvdrun_cli.hosts import Host, SlotInfo
 from hvdrun_cli.launch.tools import Tools
+from hvdrun_cli.launch.data_plane import DataPlane
 from hvdrun_cli.spec.model import JobSpec
 
 RANK_SUPERVISOR = "hvdrun_cli.launch.rank_io"
@@ -27,6 +28,7 @@ class PlanInputs:
     forward_env_names: Tuple[str, ...] = ()  # caller's variables launchers must pass on (PATH, ...)
     rendezvous_port: Optional[int] = None
     rendezvous_addr: Optional[str] = None
+    data_plane: Optional[DataPlane] = None  # the MPI data plane chosen for a local job
 
     def rank_env_dict(self) -> Dict[str, str]:
         return dict(self.rank_env)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hvdrun_cli.launch.gloo_env import gloo_controller_env, slot_env
 from hvdrun_cli.launch.inputs import PlanInputs
-from hvdrun_cli.launch.plan import LaunchPlan, ProcessSpec, env_tuple
+from hvdrun_cli.launch.plan import LauncherKind, LaunchPlan, ProcessSpec, env_tuple
 
 LOOPBACK = "127.0.0.1"
 
@@ -24,7 +24,7 @@ def build_local_plan(inputs: PlanInputs) -> LaunchPlan:
         for slot in inputs.layout
     )
     return LaunchPlan(
-        launcher="local",
+        launcher=LauncherKind.LOCAL,
         processes=processes,
         layout=inputs.layout,
         hosts=inputs.hosts,

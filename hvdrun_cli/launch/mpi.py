@@ -1,12 +1,30 @@
-"""``mpirun`` (Open MPI) launch: works as root and across hosts, without a Gloo rendezvous."""
+"""``mpirun`` (Open MPI) launch: across hosts, and on one machine as the MPI shared-memory data plane."""
 from __future__ import annotations
 
-from typing import List
+import os
+from typing import Dict, List
 
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.inputs import PlanInputs, all_local, hosts_flag
-from hvdrun_cli.launch.plan import LaunchPlan, ProcessSpec
+from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, ProcessSpec
 
+# Beyond this many hosts mpirun gets a hostfile instead of one giant -H argument (argv size limits).
+HOSTFILE_AFTER_HOSTS = 256
+HOSTFILE = "mpi-hosts.txt"
+
+
+def mpi_data_plane_env() -> Dict[str, str]:
+    """Horovod's MPI controller and CPU operations (set explicitly: the plan says what runs)."""
+    return {"HOROVOD_CONTROLLER": "mpi", "HOROVOD_CPU_OPERATIONS": "mpi"}
+
+
+def mpi_hostfile_text(layout_hosts: str) -> str:
+    """Open MPI hostfile lines ``name slots=N`` from the ``a:2,b:1`` form, in rank order."""
+    lines = []
+    for item in layout_hosts.split(","):
+        name, _, count = item.rpartition(":")
+        lines.append(f"{name} slots={count}")
+    return "\n".join(lines) + "\n"
 
 
 def build_mpi_plan(inputs: PlanInputs) -> LaunchPlan:
@@ -15,36 +33,58 @@ def build_mpi_plan(inputs: PlanInputs) -> LaunchPlan:
         raise LaunchError("mpirun not found: install Open MPI (apt-get install openmpi-bin) or use launcher: gloo")
     argv: List[str] = [tools.mpirun]
     notes = []
+    files = []
+    hosts = hosts_flag(inputs.layout)
+    n_hosts = hosts.count(",") + 1
     if tools.mpi_implementation in (None, "openmpi"):
         if tools.is_root:
             argv.append("--allow-run-as-root")
-        argv += ["-np", str(len(inputs.layout)), "-H", hosts_flag(inputs.layout)]
-        # One rank per listed slot, no core binding: ranks size their own thread pools.
+        argv += ["-np", str(len(inputs.layout))]
+        if n_hosts > HOSTFILE_AFTER_HOSTS:
+            path = os.path.join(inputs.run_dir, HOSTFILE)
+            files.append(GeneratedFile(path, mpi_hostfile_text(hosts)))
+            argv += ["--hostfile", path]
+        else:
+            argv += ["-H", hosts]
+        # One rank per listed slot; Open MPI does not bind: each rank supervisor binds its rank
+        # (resources.binding, see placement.py), the same way under every launcher.
         argv += ["--bind-to", "none", "--map-by", "slot"]
-        # TCP + shared memory; no single-copy CMA, which containers often forbid (ptrace scope).
-        argv += ["-mca", "pml", "ob1", "-mca", "btl", "self,vader,tcp"]
-        argv += ["-mca", "btl_vader_single_copy_mechanism", "none"]
+        local = all_local(inputs.hosts, tools.hostname)
+        plane = inputs.data_plane
+        if local:
+            # One machine: shared memory only (no TCP transport, so the ranks open no listening socket).
+            argv += ["-mca", "pml", "ob1", "-mca", "btl", "self,vader"]
+        else:
+            argv += ["-mca", "pml", "ob1", "-mca", "btl", "self,vader,tcp"]
+        # Single-copy CMA reads where the kernel allows them (probed), else the copy-in/copy-out path.
+        single_copy = bool(plane.single_copy) if plane is not None else (bool(tools.cma) and local)
+        argv += ["-mca", "btl_vader_single_copy_mechanism", "cma" if single_copy else "none"]
+        # hvdjob, not mpirun, ends the job when a rank fails: mpirun would kill the rank that failed
+        # first while it is still exiting (its own exit code and last lines lost) when a peer that
+        # failed because of it ("Horovod has been shut down") happens to exit sooner.
+        argv += ["-mca", "orte_abort_on_non_zero_status", "0"]
         nics = inputs.spec.horovod.network_interfaces
         if nics:
             argv += ["-mca", "btl_tcp_if_include", ",".join(nics)]
             argv += ["-mca", "oob_tcp_if_include", ",".join(nics)]
-        elif all_local(inputs.hosts, tools.hostname):
-            argv += ["-mca", "btl_tcp_if_include", "lo", "-mca", "oob_tcp_if_include", "lo"]
+        elif local:
+            argv += ["-mca", "oob_tcp_if_include", "lo"]
         for name in sorted(set(dict(inputs.rank_env)) | set(inputs.forward_env_names)):
             argv += ["-x", name]
     else:
         # MPICH / Intel MPI (hydra): -genvlist forwards the named variables.
-        argv += ["-np", str(len(inputs.layout)), "-hosts", hosts_flag(inputs.layout)]
+        argv += ["-np", str(len(inputs.layout)), "-hosts", hosts]
         argv += ["-genvlist", ",".join(sorted(set(dict(inputs.rank_env)) | set(inputs.forward_env_names)))]
         notes.append(f"{tools.mpi_implementation} mpirun: hydra flags")
     argv += list(inputs.rank_command())
     return LaunchPlan(
-        launcher="mpi",
+        launcher=LauncherKind.MPI,
         processes=(ProcessSpec(argv=tuple(argv)),),
         layout=inputs.layout,
         hosts=inputs.hosts,
         run_dir=inputs.run_dir,
         run_id=inputs.run_id,
+        files=tuple(files),
         env=inputs.rank_env,
         notes=tuple(notes),
         attempt=inputs.attempt,

@@ -9,9 +9,28 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from enum import Enum
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from hvdrun_cli.hosts import Host, SlotInfo
+
+RANK_LINES_UP_TO = 512  # --dry-run lists every rank up to this many, then one line per host
+
+
+class LauncherKind(str, Enum):
+    """The closed set of ways hvdjob starts ranks (a ``str`` so plans print and compare as text)."""
+
+    LOCAL = "local"  # hvdjob starts the ranks itself (Gloo rendezvous served in-process)
+    GLOO = "gloo"  # horovodrun --gloo (over ssh)
+    MPI = "mpi"  # mpirun
+    SRUN = "srun"  # srun inside a Slurm allocation
+    ELASTIC = "elastic"  # horovodrun elastic driver
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class GeneratedFile:
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    launcher: str  # local | gloo | mpi | srun
+    launcher: LauncherKind
     processes: Tuple[ProcessSpec, ...]
     layout: Tuple[SlotInfo, ...]
     hosts: Tuple[Host, ...]
@@ -52,6 +71,7 @@ class LaunchPlan:
     rendezvous_addr: Optional[str] = None
     notes: Tuple[str, ...] = ()  # why choices were made (shown by --dry-run)
     attempt: int = 0
+    bindings: Tuple[Tuple[int, str], ...] = ()  # (rank, its CPUs and why) for ranks on this machine
 
     @property
     def np(self) -> int:
@@ -61,8 +81,9 @@ class LaunchPlan:
         return dict(self.env)
 
     def to_dict(self) -> Dict[str, Any]:
+        cpus = dict(self.bindings)
         return {
-            "launcher": self.launcher,
+            "launcher": str(self.launcher),
             "np": self.np,
             "run_id": self.run_id,
             "run_dir": self.run_dir,
@@ -76,6 +97,7 @@ class LaunchPlan:
                     "local_size": s.local_size,
                     "cross_rank": s.cross_rank,
                     "cross_size": s.cross_size,
+                    **({"cpus": cpus[s.rank]} if s.rank in cpus else {}),
                 }
                 for s in self.layout
             ],
@@ -95,6 +117,26 @@ class LaunchPlan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def _layout_lines(self) -> List[str]:
+        """One line per rank; beyond ``RANK_LINES_UP_TO`` ranks, one line per host (``--json`` has all)."""
+        cpus = dict(self.bindings)
+        if len(self.layout) <= RANK_LINES_UP_TO:
+            return [
+                f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"
+                f"  cross_rank {s.cross_rank}/{s.cross_size}"
+                + (f"  cpus {cpus[s.rank]}" if s.rank in cpus else "")
+                for s in self.layout
+            ]
+        lines = []
+        layout = self.layout
+        i = 0
+        while i < len(layout):
+            first = layout[i]
+            last = layout[i + first.local_size - 1]
+            lines.append(f"  ranks {first.rank}-{last.rank} host {first.hostname} ({first.local_size} local ranks)")
+            i += first.local_size
+        return lines
+
     def render_text(self) -> str:
         """Readable form for ``--dry-run``: commands as a shell would show them, one per line."""
         lines = [
@@ -110,11 +152,7 @@ class LaunchPlan:
             lines.append(f"note:      {note}")
         if self.layout:
             lines.append("layout:")
-        for s in self.layout:
-            lines.append(
-                f"  rank {s.rank:<3} host {s.hostname:<16} local_rank {s.local_rank}/{s.local_size}"
-                f"  cross_rank {s.cross_rank}/{s.cross_size}"
-            )
+        lines.extend(self._layout_lines())
         lines.append("environment added:")
         for key, value in self.env:
             lines.append(f"  {key}={shlex.quote(value)}")

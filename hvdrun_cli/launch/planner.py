@@ -1,15 +1,19 @@
 """From a spec, the environment and the probed tools to one LaunchPlan.
 
-Pure apart from reading the hostfile a spec names: all probing (tools, free port, hostname) happens
-in the caller and arrives as arguments, so a plan can be built and checked in unit tests.
+Pure apart from reading the hostfile a spec names: all probing (tools, CPUs, hostname) happens in the
+caller and arrives as arguments, so a plan can be built and checked in unit tests. :func:`decide`
+resolves hosts, layout, launcher and data plane once; the caller reserves the rendezvous port for
+that decision (``prepare.py``) and hands both to :func:`make_plan`.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional, Tuple
 
-from hvdrun_cli.errors import LaunchError, LayoutError, Problem, UserInputError
+from hvdrun_cli.contract import ENV_GLOO_VIA_HOROVODRUN, SPEC_FILE
+from hvdrun_cli.errors import LaunchError, LayoutError, Problem
 from hvdrun_cli.hosts import (
     Host,
     SlotInfo,
@@ -20,22 +24,28 @@ from hvdrun_cli.hosts import (
     parse_hostfile,
     total_slots,
 )
+from hvdrun_cli.launch import data_plane
+from hvdrun_cli.launch.affinity import BINDING_ENV, GPUS_PER_RANK_ENV
+from hvdrun_cli.launch.data_plane import DataPlane
 from hvdrun_cli.launch.elastic import build_elastic_plan, initial_np
 from hvdrun_cli.launch.horovodrun import build_horovodrun_plan
 from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
-from hvdrun_cli.launch.mpi import build_mpi_plan
-from hvdrun_cli.launch.plan import LaunchPlan, env_tuple
+from hvdrun_cli.launch.local import LOOPBACK
+from hvdrun_cli.launch.mpi import build_mpi_plan, mpi_data_plane_env
+from hvdrun_cli.launch.placement import HostPlacement, format_cpulist, place
+from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, env_tuple
+from hvdrun_cli.launch.netif import interface_address
 from hvdrun_cli.launch.rendezvous import routable_address
 from hvdrun_cli.launch.rank_env import default_threads_per_rank, rank_env
 from hvdrun_cli.launch.srun import build_srun_plan
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import JobSpec
 
-SPEC_JSON = "spec.json"
+SPEC_JSON = SPEC_FILE
 # Caller variables a launcher passes to remote ranks so they find the same Python and libraries.
 FORWARDED_ENV = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV")
-GLOO_VIA_HOROVODRUN = "HVDJOB_GLOO_VIA_HOROVODRUN"
+GLOO_VIA_HOROVODRUN = ENV_GLOO_VIA_HOROVODRUN
 
 
 @dataclass(frozen=True)
@@ -78,35 +88,101 @@ def layout_for(spec: JobSpec, source: HostSource) -> Tuple[SlotInfo, ...]:
         ) from None
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Hosts, layout and launcher, decided once per attempt (the caller reserves a port from it)."""
+
+    source: HostSource
+    layout: Tuple[SlotInfo, ...]
+    kind: LauncherKind
+    reason: str
+    local: bool
+    data_plane: Optional[DataPlane] = None  # set when the MPI data plane was chosen for a local job
+    gloo_reason: str = ""
+
+    @property
+    def rendezvous_needed(self) -> bool:
+        return self.kind in (LauncherKind.LOCAL, LauncherKind.SRUN)
+
+
 def choose_launcher(
-    spec: JobSpec, source: HostSource, tools: Tools, environ: Mapping[str, str]
-) -> Tuple[str, str]:
-    """(builder name, reason). Builders: local | gloo (horovodrun) | mpi | srun.
+    spec: JobSpec, source: HostSource, tools: Tools, environ: Mapping[str, str], np: Optional[int] = None
+) -> Tuple[LauncherKind, str]:
+    """(launcher kind, reason); see :func:`decide` for the data plane that comes with it.
 
     ``HVDJOB_GLOO_VIA_HOROVODRUN=1`` makes a local Gloo launch go through horovodrun as well.
     """
+    kind, reason, _ = _choose(spec, source, tools, environ, np)
+    return kind, reason
+
+
+def _choose(
+    spec: JobSpec, source: HostSource, tools: Tools, environ: Mapping[str, str], np: Optional[int]
+) -> Tuple[LauncherKind, str, Optional[DataPlane]]:
     local = all_local(source.hosts, tools.hostname)
     wanted = spec.launcher
+    count = np if np is not None else (spec.resources.np or total_slots(source.hosts))
+    plane = data_plane.choose(
+        spec.horovod.data_plane, local=local, np=count, horovod_mpi=tools.horovod_mpi,
+        openmpi=bool(tools.mpirun) and tools.mpi_implementation == "openmpi", cma=tools.cma, busy=_busy(tools),
+    )
+    if spec.horovod.data_plane == data_plane.MPI and wanted in ("gloo", "srun"):
+        raise LaunchError(f"horovod.data_plane: mpi needs launcher mpi or auto (launcher is {wanted})")
     if wanted == "srun":
         if source.origin != "slurm":
             raise LaunchError(
                 "launcher srun needs a Slurm allocation (no SLURM_JOB_ID/SLURM_JOB_NODELIST here); "
                 "use 'hvdjob submit' or run inside salloc/sbatch"
             )
-        return "srun", "requested"
+        return LauncherKind.SRUN, "requested", None
     if wanted == "gloo":
         if local and environ.get(GLOO_VIA_HOROVODRUN) != "1":
-            return "local", "requested gloo; all ranks on this machine"
-        return "gloo", "requested"
+            return LauncherKind.LOCAL, "requested gloo; all ranks on this machine", None
+        return LauncherKind.GLOO, "requested", None
     if wanted == "mpi":
-        return "mpi", "requested"
+        return LauncherKind.MPI, "requested", plane
     if source.origin == "slurm" and tools.srun:
-        return "srun", "auto: inside a Slurm allocation"
+        return LauncherKind.SRUN, "auto: inside a Slurm allocation", None
     if not local:
-        if tools.mpirun:
-            return "mpi", "auto: several hosts and mpirun is available"
-        return "gloo", "auto: several hosts, no mpirun: horovodrun --gloo over ssh"
-    return "local", "auto: one machine: Gloo with ranks started by hvdjob"
+        if tools.mpirun and spec.horovod.data_plane != data_plane.GLOO:
+            return LauncherKind.MPI, "auto: several hosts and mpirun is available", None
+        return LauncherKind.GLOO, "auto: several hosts, no mpirun (or data_plane gloo): horovodrun --gloo over ssh", None
+    if plane is not None:
+        if not tools.mpirun:
+            raise LaunchError("horovod.data_plane: mpi needs mpirun (apt-get install openmpi-bin)")
+        return LauncherKind.MPI, "auto: one machine, MPI data plane", plane
+    return LauncherKind.LOCAL, "auto: one machine: Gloo with ranks started by hvdjob", None
+
+
+def _busy(tools: Tools) -> bool:
+    """Other work already keeps every usable CPU of this machine busy (1-minute load average)."""
+    return tools.load_average is not None and tools.load_average >= len(tools.host_cpus().cpus)
+
+
+def decide(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Decision:
+    """Resolve the hosts, place the ranks and pick the launcher and data plane: once."""
+    source = resolve_hosts(spec, environ)
+    layout = layout_for(spec, source)
+    local = all_local(source.hosts, tools.hostname)
+    kind, reason, plane = _choose(spec, source, tools, environ, len(layout))
+    why_gloo = data_plane.gloo_reason(
+        spec.horovod.data_plane, local=local, np=len(layout), horovod_mpi=tools.horovod_mpi,
+        openmpi=bool(tools.mpirun) and tools.mpi_implementation == "openmpi", launcher=spec.launcher,
+        busy=_busy(tools),
+    )
+    return Decision(source, layout, kind, reason, local, plane, why_gloo)
+
+
+def rendezvous_bind_address(decision: Decision, spec: JobSpec) -> Optional[str]:
+    """Where hvdjob serves the Gloo rendezvous: loopback for local ranks; for srun the one address the
+    job's network interface (or route towards its hosts) has."""
+    if decision.kind == LauncherKind.LOCAL:
+        return LOOPBACK
+    if decision.kind == LauncherKind.SRUN:
+        nics = spec.horovod.network_interfaces
+        on_nic = interface_address(nics[0]) if nics else None
+        return on_nic or routable_address([h.name for h in decision.source.hosts])
+    return None
 
 
 def make_plan(
@@ -119,21 +195,31 @@ def make_plan(
     attempt: int = 0,
     rendezvous_port: Optional[int] = None,
     rendezvous_addr: Optional[str] = None,
+    decision: Optional[Decision] = None,
 ) -> LaunchPlan:
     if spec.elastic is not None:
         return _elastic_plan(spec, tools=tools, run_dir=run_dir, run_id=run_id, attempt=attempt)
-    source = resolve_hosts(spec, environ)
-    layout = layout_for(spec, source)
+    decision = decision or decide(spec, environ, tools)
+    source, layout, builder, reason = decision.source, decision.layout, decision.kind, decision.reason
     np = len(layout)
-    builder, reason = choose_launcher(spec, source, tools, environ)
 
+    mode = spec.resources.binding
+    placed = None
     threads = spec.horovod.threads_per_rank
-    if threads is None and all_local(source.hosts, tools.hostname):
-        threads = default_threads_per_rank(tools.cores, np)
+    if decision.local:
+        placed = place(tools.host_cpus(), np, mode, threads, spec.resources.gpus_per_rank, tools.load_average)
+        if threads is None:
+            threads = placed.threads
     spec_json_path = os.path.join(run_dir, SPEC_JSON)
     env = rank_env(
         spec, spec_json_path=spec_json_path, run_dir=run_dir, run_id=run_id, attempt=attempt, threads=threads
     )
+    if mode != "none" and not (placed is not None and not any(b.bound for b in placed.bindings)):
+        env[BINDING_ENV] = mode
+        if spec.resources.gpus_per_rank:
+            env[GPUS_PER_RANK_ENV] = str(spec.resources.gpus_per_rank)
+    if decision.data_plane is not None:
+        env.update(mpi_data_plane_env())
     inputs = PlanInputs(
         spec=spec,
         hosts=source.hosts,
@@ -146,16 +232,46 @@ def make_plan(
         attempt=attempt,
         forward_env_names=tuple(name for name in FORWARDED_ENV if name in environ),
         rendezvous_port=rendezvous_port,
-        rendezvous_addr=rendezvous_addr or ("127.0.0.1" if builder == "local" else None),
+        rendezvous_addr=rendezvous_addr or (LOOPBACK if builder == LauncherKind.LOCAL else None),
+        data_plane=decision.data_plane,
     )
     plan = {
-        "local": build_local_plan,
-        "gloo": build_horovodrun_plan,
-        "mpi": build_mpi_plan,
-        "srun": build_srun_plan,
+        LauncherKind.LOCAL: build_local_plan,
+        LauncherKind.GLOO: build_horovodrun_plan,
+        LauncherKind.MPI: build_mpi_plan,
+        LauncherKind.SRUN: build_srun_plan,
     }[builder](inputs)
-    notes = (f"launcher {plan.launcher}: {reason}; hosts from {source.origin}",) + plan.notes
-    return replace(plan, notes=notes)
+    notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
+    notes.append("data plane: " + _data_plane_text(decision, builder))
+    notes.append("binding: " + _binding_text(mode, placed, decision.local))
+    bindings: Tuple[Tuple[int, str], ...] = ()
+    if placed is not None:
+        bindings = tuple(
+            (slot.rank, (format_cpulist(b.cpus) + f" ({b.reason})") if b.bound else b.reason)
+            for slot, b in zip(layout, placed.bindings)
+        )
+    spec_file = GeneratedFile(spec_json_path, json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
+    return replace(plan, notes=tuple(notes) + plan.notes, bindings=bindings, files=plan.files + (spec_file,))
+
+
+def _data_plane_text(decision: Decision, builder: LauncherKind) -> str:
+    if decision.data_plane is not None:
+        return decision.data_plane.describe()
+    if builder == LauncherKind.MPI:
+        return "controller mpi, tensor operations mpi: mpirun across hosts"
+    return f"controller gloo, tensor operations gloo: {decision.gloo_reason}"
+
+
+def _binding_text(mode: str, placed: Optional[HostPlacement], local: bool) -> str:
+    if mode == "none":
+        return "none (resources.binding: none)"
+    if placed is None or not local:
+        return f"{mode}: each rank supervisor binds its rank to a block of its host's usable CPUs"
+    if placed.warning:
+        return f"warning: {placed.warning}"
+    if mode == "numa":
+        return f"numa: each rank bound to all CPUs of one NUMA node, threads per rank {placed.threads}"
+    return f"{mode}: one block of {placed.threads} CPU(s) per rank, threads per rank {placed.threads}"
 
 
 def _elastic_plan(spec: JobSpec, *, tools: Tools, run_dir: str, run_id: str, attempt: int) -> LaunchPlan:
@@ -167,23 +283,3 @@ def _elastic_plan(spec: JobSpec, *, tools: Tools, run_dir: str, run_id: str, att
                    attempt=attempt, threads=threads)
     return build_elastic_plan(spec, tools=tools, run_dir=run_dir, run_id=run_id, rank_env=env_tuple(env),
                               attempt=attempt)
-
-
-def rendezvous_address_for(spec: JobSpec, environ: Mapping[str, str], tools: Tools) -> Optional[str]:
-    """Where hvdjob must serve a Gloo rendezvous for this launch, or None when it needs none.
-
-    Local launches use loopback; srun ranks on other nodes need this host's routable address.
-    Elastic jobs use the rendezvous of Horovod's elastic driver.
-    """
-    if spec.elastic is not None:
-        return None
-    try:
-        source = resolve_hosts(spec, environ)
-        builder, _ = choose_launcher(spec, source, tools, environ)
-    except (UserInputError, LaunchError):
-        return None  # make_plan reports the same problem properly
-    if builder == "local":
-        return "127.0.0.1"
-    if builder == "srun":
-        return routable_address()
-    return None

@@ -18,9 +18,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Mapping, Optional, Set, TextIO, Tuple
 
-_MARK = re.compile(r"^hvdjob: at step (\d+)((?: [A-Za-z_][\w.]*=\S*)*)$")
-_STARTED = re.compile(r"^hvdjob: rank (\d+) started ")
-_ENDED = re.compile(r"^hvdjob: rank (\d+) (?:exited with code|was killed by) ")
+from hvdrun_cli.contract import parse_ended, parse_progress_fields, parse_started
+
 _EPOCH = re.compile(r"^(\d+)/(\d+)$")
 RATE_WINDOW_S = 60.0  # steps/s (for the ETA) is measured over the last minute of progress
 MIN_RATE_SPAN_S = 2.0  # and only once progress has been seen over at least this long
@@ -106,25 +105,24 @@ class ProgressState:
             self._observe(rank, text, self._clock())
 
     def _observe(self, rank: int, text: str, now: float) -> None:
-        started = _STARTED.match(text)
+        started = parse_started(text)
         if started:
             if self._ended:  # a restart: its ranks resume from a checkpoint, the rate starts over
                 self._ended.clear()
                 self._rank_steps.clear()
                 self._history.clear()
                 self._step = None
-            self._started.add(int(started.group(1)))
-            self._alive.add(int(started.group(1)))
+            self._started.add(started.rank)
+            self._alive.add(started.rank)
             return
-        ended = _ENDED.match(text)
+        ended = parse_ended(text)
         if ended:
-            self._alive.discard(int(ended.group(1)))
-            self._ended.add(int(ended.group(1)))
+            self._alive.discard(ended.rank)
+            self._ended.add(ended.rank)
             return
-        mark = _MARK.match(text)
+        mark = parse_progress_fields(text)
         if mark:
-            fields = dict(item.split("=", 1) for item in mark.group(2).split())
-            self._observe_mark(rank, int(mark.group(1)), fields, now)
+            self._observe_mark(rank, mark[0], mark[1], now)
 
     def observe_mark(self, rank: int, step: int, fields: Mapping[str, str]) -> None:
         """One progress mark, already parsed (a progress observer of the router)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from hvdrun_cli.contract import ENV_ATTEMPT, ENV_RUN_DIR, ENV_RUN_ID, ENV_SPEC, ENV_THREADS_PER_RANK
 from hvdrun_cli.spec.model import HorovodSpec, JobSpec
 from hvdrun_cli.spec.signals import STOP_SIGNAL_ENV
 
@@ -47,7 +48,7 @@ def horovod_tunables_env(hvd: HorovodSpec) -> Dict[str, str]:
 def threads_env(threads: int) -> Dict[str, str]:
     """Pin math-library thread pools: oversubscribed cores are the usual CPU-training slowdown."""
     value = str(max(1, threads))
-    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, "HVDJOB_THREADS_PER_RANK": value}
+    return {"OMP_NUM_THREADS": value, "MKL_NUM_THREADS": value, ENV_THREADS_PER_RANK: value}
 
 
 def default_threads_per_rank(cores: int, ranks_on_host: int) -> int:
@@ -65,10 +66,10 @@ def rank_env(
 ) -> Dict[str, str]:
     """All variables added for every rank: hvdjob's contract with the rank side, tunables, user env."""
     env: Dict[str, str] = {
-        "HVDJOB_SPEC": spec_json_path,
-        "HVDJOB_RUN_DIR": run_dir,
-        "HVDJOB_RUN_ID": run_id,
-        "HVDJOB_ATTEMPT": str(attempt),
+        ENV_SPEC: spec_json_path,
+        ENV_RUN_DIR: run_dir,
+        ENV_RUN_ID: run_id,
+        ENV_ATTEMPT: str(attempt),
         STOP_SIGNAL_ENV: spec.slurm.signal,  # the ranks stop (checkpoint, exit 75) on this one
         "PYTHONUNBUFFERED": "1",
     }

@@ -10,22 +10,30 @@ mpirun and srun:
 * reports how the rank ended (exit code or signal) in one recognisable line, then exits with the
   rank's status (128+N for a signal), so the launcher can name the failed rank;
 * under srun, turns ``SLURM_PROCID`` into Horovod's Gloo rank variables from the plan's layout file.
-It also asks the kernel to kill the rank if the supervisor itself dies, so no rank is orphaned.
+Carriage-return updates (progress bars) are passed on as they come, as lines ending in ``\r``
+(see segments.py). The kernel kills the rank if the supervisor itself dies, and the supervisor
+stops its rank when hvdjob or the process that started it is gone (see liveness.py), so no rank
+is orphaned.
 """
 from __future__ import annotations
 
-import ctypes
-import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence
+import time
+from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence
+
+from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
+                                 exited_line, killed_line, rank_label, started_line)
+from hvdrun_cli.launch.affinity import bind_rank
+from hvdrun_cli.launch.liveness import OrphanWatch, set_parent_death_signal, stop_orphaned
+from hvdrun_cli.launch.segments import CarriageSplitter
+from hvdrun_cli.launch.netif import interface_towards
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
-PR_SET_PDEATHSIG = 1
-RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")
 
 
 def detect_rank(environ: Mapping[str, str]) -> str:
@@ -37,30 +45,28 @@ def detect_rank(environ: Mapping[str, str]) -> str:
 
 def slurm_gloo_env(environ: Mapping[str, str]) -> Dict[str, str]:
     """Horovod Gloo rank variables for this Slurm task, from the layout file the plan wrote."""
-    layout_path = environ.get("HVDJOB_GLOO_LAYOUT")
+    layout_path = environ.get(ENV_GLOO_LAYOUT)
     procid = environ.get("SLURM_PROCID")
     if not layout_path or procid is None or "HOROVOD_RANK" in environ:
         return {}
     with open(layout_path, encoding="utf-8") as fh:
-        slot = json.load(fh)[int(procid)]
-    return {
-        "HOROVOD_HOSTNAME": slot["hostname"],
-        "HOROVOD_RANK": str(slot["rank"]),
-        "HOROVOD_SIZE": str(slot["size"]),
-        "HOROVOD_LOCAL_RANK": str(slot["local_rank"]),
-        "HOROVOD_LOCAL_SIZE": str(slot["local_size"]),
-        "HOROVOD_CROSS_RANK": str(slot["cross_rank"]),
-        "HOROVOD_CROSS_SIZE": str(slot["cross_size"]),
-    }
+        return {**gloo_iface_env(environ), **decode_layout_slot(fh.read(), int(procid))}
+
+
+def gloo_iface_env(environ: Mapping[str, str]) -> Dict[str, str]:
+    """Gloo's interface on this node, when the plan could not name one: the one that reaches the
+    rendezvous host. Without it Gloo announces the address of this node's own name, which is
+    loopback on many clusters, and the ranks on other nodes cannot connect."""
+    addr = environ.get("HOROVOD_GLOO_RENDEZVOUS_ADDR", "")
+    if environ.get("HOROVOD_GLOO_IFACE") or not addr:
+        return {}
+    iface = interface_towards(addr)
+    return {"HOROVOD_GLOO_IFACE": iface} if iface else {}
 
 
 def _die_with_parent() -> None:
     """In the child: receive SIGKILL when the supervisor dies (Linux only; best effort elsewhere)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:
-        pass
+    set_parent_death_signal(signal.SIGKILL)
 
 
 def _stop_when_ssh_session_ends() -> None:
@@ -71,10 +77,7 @@ def _stop_when_ssh_session_ends() -> None:
     """
     if "SSH_CONNECTION" not in os.environ:
         return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except OSError:
+    if not set_parent_death_signal(signal.SIGTERM):
         return
     if os.getppid() == 1:  # the session ended before the line above took effect
         os.kill(os.getpid(), signal.SIGTERM)
@@ -86,23 +89,20 @@ def describe_end(rank: str, returncode: int) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"hvdjob: rank {rank} was killed by {name}"
-    return f"hvdjob: rank {rank} exited with code {returncode}"
+        return killed_line(rank, name)
+    return exited_line(rank, returncode)
 
 
 def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> int:
     env = dict(os.environ if environ is None else environ)
     env.update(slurm_gloo_env(env))
+    env.update(bind_rank(env))  # CPU binding (affinity.py), inherited by the rank
     rank = detect_rank(env)
-    prefix = f"[{rank}] ".encode()
-    out = sys.stdout.buffer
+    prefix = rank_label(rank).encode()
+    write = _writer(sys.stdout.buffer)
 
     def emit(data: bytes) -> None:
-        try:
-            out.write(prefix + data)
-            out.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the launcher is gone: the rank keeps going until it is signalled
+        write(prefix + data)
 
     try:
         child = subprocess.Popen(
@@ -114,7 +114,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
             preexec_fn=_die_with_parent,
         )
     except OSError as exc:
-        emit(f"hvdjob: rank {rank} could not start {command[0]}: {exc}\n".encode())
+        emit((could_not_start_line(rank, command[0], exc) + "\n").encode())
         return 127
 
     def forward(signum: int, _frame: object) -> None:
@@ -126,13 +126,61 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
     for sig in FORWARDED_SIGNALS:
         signal.signal(sig, forward)
 
-    emit(f"hvdjob: rank {rank} started (pid {child.pid} on {socket.gethostname()})\n".encode())
+    def orphaned(reason: str) -> None:
+        emit(f"hvdjob: rank {rank}: stopping, {reason}\n".encode())
+        stop_orphaned(child.pid, lambda: child.returncode is not None or _is_zombie(child.pid))
+        time.sleep(2.0)  # the main thread normally reports the end and exits by now
+        os._exit(128 + signal.SIGTERM)  # it is stuck writing to a launcher that is gone
+
+    watch = OrphanWatch(env, orphaned).start()
+    emit((started_line(rank, child.pid, socket.gethostname()) + "\n").encode())
     assert child.stdout is not None
-    for line in iter(child.stdout.readline, b""):
-        emit(line if line.endswith(b"\n") else line + b"\n")
+    pump_output(child.stdout.fileno(), prefix, write)
     returncode = child.wait()
+    watch.stop()
     emit((describe_end(rank, returncode) + "\n").encode())
     return 128 - returncode if returncode < 0 else returncode
+
+
+def pump_output(fd: int, prefix: bytes, emit_raw: Callable[[bytes], None]) -> None:
+    """Copy the rank's output to ours, prefixed: finished lines end in ``\\n``, live updates in ``\\r\\n``."""
+    splitter = CarriageSplitter()
+    while True:
+        timeout = splitter.due_in(time.monotonic())
+        ready, _, _ = select.select([fd], [], [], timeout)
+        now = time.monotonic()
+        if ready:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            pieces = splitter.feed(data, now)
+        else:
+            pieces = splitter.tick(now)
+        if pieces:
+            emit_raw(b"".join(prefix + text + (b"\r\n" if update else b"\n") for text, update in pieces))
+    tail = splitter.close()
+    if tail:
+        emit_raw(b"".join(prefix + text + b"\n" for text, _ in tail))
+
+
+def _writer(out: BinaryIO) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        try:
+            out.write(data)
+            out.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the launcher is gone: the orphan watch stops the rank
+
+    return write
+
+
+def _is_zombie(pid: int) -> bool:
+    """The rank has exited but is not reaped yet (the main thread may be stuck writing)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import Optional
 
+from hvdrun_cli.contract import LATEST_LINK
 from hvdrun_cli.spec.model import JobSpec
 
 
@@ -29,7 +30,7 @@ def create_run_dir(path: str, link_latest: bool = True) -> None:
     os.makedirs(path, exist_ok=True)
     if not link_latest:
         return
-    link = os.path.join(os.path.dirname(path), "latest")
+    link = os.path.join(os.path.dirname(path), LATEST_LINK)
     tmp = f"{link}.{os.getpid()}.tmp"
     try:
         os.symlink(os.path.basename(path), tmp)

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, TextIO, Tuple
 
+from hvdrun_cli.contract import PLAN_FILE
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.execute import Execution, JobResult
@@ -26,12 +27,12 @@ from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
 from hvdrun_cli.launch.planner import SPEC_JSON
 from hvdrun_cli.launch.prepare import plan_here, write_result
+from hvdrun_cli.launch.terminal import TerminalOptions
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
 from hvdrun_cli.launch.tools import Tools, probe_tools
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec.model import JobSpec
 
-PLAN_JSON = "plan.json"
 KILL_GRACE_S = 5.0  # after the time limit, ranks get this long to checkpoint before they are killed
 
 
@@ -45,6 +46,7 @@ class RunOptions:
     quiet: bool = False  # keep rank output out of the terminal (it is always in rank.N.log)
     terminal: Optional[TextIO] = None  # None: sys.stdout at run time
     observers: Tuple[LineObserver, ...] = ()  # see every rank line as it arrives (the progress view)
+    view: Optional[TerminalOptions] = None  # which ranks the terminal shows, folding (None: all, auto)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class Launch:
         return plan
 
     def _save_plan(self, plan: LaunchPlan) -> None:
-        write_json_atomic(os.path.join(self.run_dir, PLAN_JSON), plan.to_dict())
+        write_json_atomic(os.path.join(self.run_dir, PLAN_FILE), plan.to_dict())
 
     def run(self, options: RunOptions = RunOptions(),
             on_started: Optional[Callable[[str], None]] = None) -> RunOutcome:
@@ -118,6 +120,8 @@ class Launch:
                 on_plan=self._save_plan,
                 on_execution=limit.watch,
                 observers=options.observers,
+                view=options.view,
+                resumes=self.spec.managed and self.spec.checkpoint.resume != "never",
             )
         write_result(self.run_dir, result)
         return RunOutcome(result, self.run_dir, timed_out=limit.reached)

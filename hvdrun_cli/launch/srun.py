@@ -6,16 +6,14 @@ This works for Gloo-only and MPI builds of Horovod alike, with no PMI setup.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import List
 
+from hvdrun_cli.contract import ENV_GLOO_LAYOUT, LAYOUT_FILE, encode_layout
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.gloo_env import gloo_controller_env
 from hvdrun_cli.launch.inputs import PlanInputs
-from hvdrun_cli.launch.plan import GeneratedFile, LaunchPlan, ProcessSpec, env_tuple
-
-LAYOUT_FILE = "gloo-layout.json"
+from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, ProcessSpec, env_tuple
 
 
 def build_srun_plan(inputs: PlanInputs) -> LaunchPlan:
@@ -38,27 +36,13 @@ def build_srun_plan(inputs: PlanInputs) -> LaunchPlan:
     ]
     argv += list(inputs.rank_command())
     layout_path = os.path.join(inputs.run_dir, LAYOUT_FILE)
-    layout_json = json.dumps(
-        [
-            {
-                "rank": s.rank,
-                "size": s.size,
-                "hostname": s.hostname,
-                "local_rank": s.local_rank,
-                "local_size": s.local_size,
-                "cross_rank": s.cross_rank,
-                "cross_size": s.cross_size,
-            }
-            for s in inputs.layout
-        ],
-        indent=1,
-    )
+    layout_json = encode_layout(inputs.layout)
     iface = inputs.spec.horovod.network_interfaces[0] if inputs.spec.horovod.network_interfaces else None
     env = dict(inputs.rank_env)
     env.update(gloo_controller_env(inputs.rendezvous_addr, inputs.rendezvous_port, iface))
-    env["HVDJOB_GLOO_LAYOUT"] = layout_path
+    env[ENV_GLOO_LAYOUT] = layout_path
     return LaunchPlan(
-        launcher="srun",
+        launcher=LauncherKind.SRUN,
         processes=(ProcessSpec(argv=tuple(argv)),),
         layout=inputs.layout,
         hosts=inputs.hosts,

@@ -5,6 +5,8 @@ fake ``Tools``); the CLI probes here and hands the answers in.
 """
 from __future__ import annotations
 
+import importlib.util
+import mmap
 import os
 import shutil
 import socket
@@ -13,6 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from hvdrun_cli.launch.data_plane import cma_works
+from hvdrun_cli.launch.placement import HostCpus, probe_host_cpus
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,13 @@ class Tools:
     is_root: bool = False
     hostname: str = "localhost"
     cores: int = 1
+    horovod_mpi: Optional[bool] = None  # Horovod's extension links MPI (None: not known)
+    cma: Optional[bool] = None  # cross-memory attach works here (Open MPI's single-copy shared memory)
+    cpus: Optional[HostCpus] = None  # this host's usable CPUs and NUMA nodes
+    load_average: Optional[float] = None  # 1-minute load average before the job (other work running)
+
+    def host_cpus(self) -> HostCpus:
+        return self.cpus or HostCpus(tuple(range(max(1, self.cores))))
 
 
 def _which(name: str) -> Optional[str]:
@@ -60,6 +72,25 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def horovod_built_with_mpi() -> Optional[bool]:
+    """Whether Horovod's compiled extension links libmpi, read from the file (no framework import)."""
+    try:
+        spec = importlib.util.find_spec("horovod")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(list(spec.submodule_search_locations)[0])
+    libs = sorted(root.glob("torch/mpi_lib_v2*.so")) + sorted(root.glob("tensorflow/mpi_lib*.so"))
+    for lib in libs[:1]:
+        try:
+            with open(lib, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return data.find(b"libmpi.so") >= 0
+        except (OSError, ValueError):
+            return None
+    return None
+
+
 def probe_tools(need_mpi_flavour: bool = True) -> Tools:
     mpirun = _which("mpirun")
     return Tools(
@@ -72,4 +103,15 @@ def probe_tools(need_mpi_flavour: bool = True) -> Tools:
         is_root=(os.geteuid() == 0),
         hostname=socket.gethostname(),
         cores=available_cores(),
+        horovod_mpi=horovod_built_with_mpi() if mpirun else None,
+        cma=cma_works() if mpirun else None,
+        cpus=probe_host_cpus(os.environ),
+        load_average=_load_average(),
     )
+
+
+def _load_average() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None

@@ -12,15 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-# The file names, as written by the rank side (adapters/reporting.py, adapters/run_record.py) and the
-# launcher (launch/planner.py, launch/prepare.py, cli/run.py).
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-RESULT_FILE = "result.json"
-SPEC_FILE = "spec.json"
-PLAN_FILE = "plan.json"
-TIMING_DIR = "timing"
-TENSORBOARD_DIR = "tensorboard"
+# The file names come from the launcher<->rank contract, where both sides write them.
+from hvdrun_cli.contract import METRICS_FILE, PLAN_FILE, RESULT_FILE, SPEC_FILE, SUMMARY_FILE, TENSORBOARD_DIR, TIMING_DIR  # noqa: E402,F401
 _TIMING_FILE = re.compile(r"rank\.(\d+)\.jsonl$")
 
 

@@ -23,6 +23,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from hvdrun_cli.errors import Problem, SpecError
 from hvdrun_cli.spec.model import JobSpec
+from hvdrun_cli.contract import EXIT_STOPPED
 
 # Options the renderer writes itself, and where they come from: the same option again in
 # slurm.extra would make the script contradict itself (and hvdjob logs look in the wrong place).
@@ -47,7 +48,7 @@ _WRITTEN_FROM = {
     "requeue": "slurm.requeue",
     "no-requeue": "slurm.requeue",
 }
-CHECKPOINTED_EXIT = 75  # EX_TEMPFAIL: the ranks saved a checkpoint and stopped on a signal
+CHECKPOINTED_EXIT = EXIT_STOPPED  # EX_TEMPFAIL: the ranks saved a checkpoint and stopped on a signal
 OUTPUT_PATTERN = "slurm-%j.out"  # %j: the job id; kept across requeues (--open-mode=append)
 ERROR_PATTERN = "slurm-%j.err"
 

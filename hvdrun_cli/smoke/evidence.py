@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from hvdrun_cli.contract import METRICS_FILE, PARAM_DUMP_PATTERN, PARAMS_DIR, SUMMARY_FILE  # noqa: F401
 from hvdrun_cli.smoke.model import LossPoint
 
-METRICS_FILE = "metrics.jsonl"  # written by rank 0 (adapters/reporting.py)
-SUMMARY_FILE = "summary.json"
-PARAMS_DIR = "params"  # inside each run directory; ranks are told via HVDJOB_PARAM_DUMP
-_DUMP_NAME = re.compile(r"^rank(\d+)\.npy$")
+_DUMP_NAME = PARAM_DUMP_PATTERN
 _LOSS_KEYS = {"train": "loss", "validation": "val_loss"}
 
 

@@ -28,13 +28,14 @@ import json
 import os
 from typing import List, Optional
 
+from hvdrun_cli.contract import CHECKPOINTS_DIR, ENV_PARAM_DUMP
 from hvdrun_cli.smoke.box import BoxShape
 from hvdrun_cli.spec import Override
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
 
 ORIGIN = "hvdjob smoke"
 # The rank side's contract (adapters/base.py ENV_PARAM_DUMP): every rank writes rank<N>.npy there.
-PARAM_DUMP_ENV = "HVDJOB_PARAM_DUMP"
+PARAM_DUMP_ENV = ENV_PARAM_DUMP
 METRICS_RECORDS = 10  # aim for this many metrics records over a smoke run
 
 
@@ -57,7 +58,7 @@ def box_overrides(box: BoxShape, work_dir: str) -> List[Override]:
         ("horovod.timeline", "null"),
         ("restarts", "0"),
         ("run_root", _quoted(work_dir)),
-        ("checkpoint.dir", _quoted(os.path.join(work_dir, "checkpoints"))),
+        ("checkpoint.dir", _quoted(os.path.join(work_dir, CHECKPOINTS_DIR))),
         ("checkpoint.resume", "auto"),
     )
     return [Override(key, raw, ORIGIN) for key, raw in values]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from hvdrun_cli.contract import CHECKPOINTS_DIR
 from hvdrun_cli.errors import Problem, SpecError
 from hvdrun_cli.spec import limits, schema
 from hvdrun_cli.spec.convert import Converter
@@ -154,7 +155,7 @@ def _fill_defaults(root: Node, data: Dict[str, Any], label: str, cwd: str) -> Li
     data.setdefault("run_root", os.path.normpath(os.path.join(cwd, schema.field_at("run_root").default)))
     checkpoint = data.setdefault("checkpoint", {})
     if checkpoint.get("dir") is None and "name" in data:
-        checkpoint["dir"] = os.path.join(data["run_root"], data["name"], "checkpoints")
+        checkpoint["dir"] = os.path.join(data["run_root"], data["name"], CHECKPOINTS_DIR)
     return problems
 
 

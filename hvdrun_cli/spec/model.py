@@ -20,6 +20,18 @@ LR_SCALINGS = ("none", "linear", "sqrt")
 COMPRESSIONS = ("none", "fp16")
 REDUCTIONS = ("average", "sum", "adasum")
 RESUME_MODES = ("auto", "never")
+BINDINGS = ("auto", "none", "core", "numa")  # resources.binding (see launch/placement.py)
+DATA_PLANES = ("auto", "mpi", "gloo")  # horovod.data_plane
+
+
+@dataclass(frozen=True)
+class LoaderSpec:
+    """How a PyTorch ``Dataset`` from ``train.data`` is read: the ``DataLoader`` options hvdjob passes on."""
+
+    num_workers: int = 0  # worker processes per rank; 0 reads in the training process
+    pin_memory: bool = False
+    prefetch_factor: Optional[int] = None  # batches each worker loads ahead; None: PyTorch's default (2)
+    persistent_workers: bool = False  # keep workers between epochs (needs num_workers > 0)
 
 
 @dataclass(frozen=True)
@@ -30,12 +42,12 @@ class TrainSpec:
     data: str = "digits"  # built-in name or "module:function"
     optimizer: str = "sgd"  # sgd | adam | adamw | "module:function"
     loss: str = "cross_entropy"  # cross_entropy | mse | "module:function"
-    epochs: int = 1
+    epochs: int = 10
     batch_size: int = 32  # per rank
-    lr: float = 0.01  # for one rank; scaled by lr_scaling
+    lr: float = 0.05  # for one rank; scaled by lr_scaling
     lr_scaling: str = "linear"
     warmup_epochs: float = 0.0
-    momentum: float = 0.0
+    momentum: float = 0.9
     weight_decay: float = 0.0
     max_steps: Optional[int] = None  # stop after this many optimizer steps (all epochs)
     log_interval: int = 10  # steps between progress lines / metrics.jsonl records
@@ -47,6 +59,7 @@ class TrainSpec:
     model_args: Mapping[str, Any] = field(default_factory=dict)
     data_args: Mapping[str, Any] = field(default_factory=dict)
     optimizer_args: Mapping[str, Any] = field(default_factory=dict)
+    loader: LoaderSpec = LoaderSpec()
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class HorovodSpec:
     network_interfaces: Tuple[str, ...] = ()
     log_level: Optional[str] = None  # trace|debug|info|warning|error|fatal
     threads_per_rank: Optional[int] = None  # None: cores on the host / local ranks
+    data_plane: str = "auto"  # auto: MPI operations on one machine when Horovod and mpirun have MPI, else Gloo
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class ResourcesSpec:
     hostfile: Optional[str] = None  # absolute after loading
     slots_per_host: Optional[int] = None  # default slots for hosts listed without a count
     gpus_per_rank: int = 0
+    binding: str = "auto"  # CPU binding of each rank: auto | none | core | numa
 
 
 @dataclass(frozen=True)
@@ -181,14 +196,18 @@ _NESTED = {
 }
 
 
+_NESTED_IN = {(TrainSpec, "loader"): LoaderSpec}
+
+
 def _from_plain(cls: type, data: Mapping[str, Any]) -> Any:
     kwargs: Dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
         value = data[f.name]
-        if f.name in _NESTED and cls is JobSpec and value is not None:
-            value = _from_plain(_NESTED[f.name], value)
+        section = _NESTED.get(f.name) if cls is JobSpec else _NESTED_IN.get((cls, f.name))
+        if section is not None and value is not None:
+            value = _from_plain(section, value)
         elif isinstance(value, list):
             value = tuple(value)
         elif isinstance(value, dict):

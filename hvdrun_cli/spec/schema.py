@@ -128,6 +128,8 @@ CHOICES: Dict[str, Tuple[str, ...]] = {
     "horovod.compression": model.COMPRESSIONS,
     "horovod.reduction": model.REDUCTIONS,
     "horovod.log_level": LOG_LEVELS,
+    "horovod.data_plane": model.DATA_PLANES,
+    "resources.binding": model.BINDINGS,
     "slurm.signal": signals.STOP_SIGNALS,
 }
 
@@ -150,6 +152,8 @@ CHECKS: Dict[str, Check] = {
     "train.weight_decay": at_least(0, 1e6),
     "train.max_steps": at_least(1, _STEPS),
     "train.log_interval": at_least(1, _STEPS),
+    "train.loader.num_workers": at_least(0, 256),
+    "train.loader.prefetch_factor": at_least(1, 1024),
     "train.seed": at_least(0, 2**32 - 1),  # numpy and torch take seeds in [0, 2**32)
     "horovod.backward_passes_per_step": at_least(1, 1024),
     "horovod.gradient_predivide_factor": positive_up_to(1e6),
@@ -253,10 +257,14 @@ def _fields_of(cls: type, prefix: str) -> Dict[str, Field]:
 
 
 def _all_sections() -> Dict[str, Dict[str, Field]]:
+    """Every section by dotted path, nested ones (``train.loader``) included."""
     sections = {"": _fields_of(model.JobSpec, "")}
-    for field in list(sections[""].values()):
-        if field.kind == "section":
-            sections[field.path] = _fields_of(field.section, f"{field.path}.")  # type: ignore[arg-type]
+    pending = [""]
+    while pending:
+        for field in list(sections[pending.pop()].values()):
+            if field.kind == "section":
+                sections[field.path] = _fields_of(field.section, f"{field.path}.")  # type: ignore[arg-type]
+                pending.append(field.path)
     return sections
 
 

@@ -6,6 +6,8 @@ from typing import Iterator
 import pytest
 
 from tests.multihost.hosts_fixture import HostCluster, HostsUnavailable, namespace_hosts
+from tests.multihost.slurm_nodes import namespace_slurm
+from tests.slurm_cluster import SlurmCluster, missing_binaries
 
 HOST_COUNT = 3  # two carry the 4-rank jobs; the third makes the doctor's ring a real ring
 
@@ -17,3 +19,13 @@ def ns_hosts() -> Iterator[HostCluster]:
             yield cluster
     except HostsUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def ns_slurm(ns_hosts: HostCluster) -> Iterator[SlurmCluster]:
+    """A 2-node Slurm whose nodes are namespace hosts (see slurm_nodes.py)."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"Slurm is not installed here (missing: {', '.join(missing)})")
+    with namespace_slurm(ns_hosts) as cluster:
+        yield cluster

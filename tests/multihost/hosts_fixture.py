@@ -19,6 +19,12 @@ Why these choices:
   ssh sees that hostname. With the machine's single hostname shared by all hosts, Open MPI took the
   hosts for one node (Horovod's MPI init crashed in MPI_Comm_dup) and Gloo connected ranks on
   "other" hosts through 127.0.0.1: every real cluster node has its own name, and both rely on it.
+* Each host also has a mount namespace of its own with its own ``/etc/hosts``: the shared entries plus
+  ``127.0.1.1 <its own name>`` first, as Debian's installer writes it and as many real cluster nodes
+  have it. A node asking the resolver for its own name then gets loopback, so code that takes "my
+  address" from the hostname (instead of the interface that reaches the peers) fails here as it
+  would on such a cluster. Daemons started inside a host (Slurm's slurmd) enter all three of its
+  namespaces with :meth:`HostCluster.enter_argv`.
 * The namespaces have no default route: nothing in them can reach any address outside 10.213.0.0/24.
 * Two names resolve into the same range with nothing behind them: ``hvdhost-down`` (no answer to
   ARP, so connecting fails after about 3 s with "No route to host", like a powered-off node) and
@@ -43,7 +49,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 SUBNET = "10.213.0"  # a /24 used only inside these namespaces and the bridge
 BRIDGE_ADDRESS = f"{SUBNET}.1"
@@ -67,10 +73,21 @@ LOCK_TIMEOUT_S = 900.0
 _OWN_NETNS = re.compile(rf"{HOST_PREFIX}\d+")
 _OWN_VETH = re.compile(r"hvdv\d+")
 
-# Runs inside the new UTS namespace: give the host its own name, then become sshd.  A constant
-# program; the host name and sshd's argv arrive as arguments.
-_SET_HOSTNAME_AND_EXEC = "import os, socket, sys; socket.sethostname(sys.argv[1]); os.execv(sys.argv[2], sys.argv[2:])"
+# Runs inside the new UTS and mount namespaces: give the host its own name and its own /etc/hosts
+# (bind-mounted over the shared one; the mount namespace is private, so nothing leaks out), then
+# become sshd. A constant program; the host name, hosts file and sshd's argv arrive as arguments.
+_BECOME_HOST_AND_EXEC = (
+    "import ctypes, os, socket, sys\n"
+    "socket.sethostname(sys.argv[1])\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "MS_BIND = 4096\n"
+    "if libc.mount(sys.argv[2].encode(), b'/etc/hosts', None, MS_BIND, None) != 0:\n"
+    "    raise OSError(ctypes.get_errno(), 'bind mount of ' + sys.argv[2] + ' over /etc/hosts')\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
+OWN_NAME_ADDRESS = "127.0.1.1"  # what each host's resolver answers for its own name
 _SSHD: List["subprocess.Popen[bytes]"] = []  # started by this process, reaped by cleanup()
+_ENTRY_PIDS: Dict[str, int] = {}  # host name -> pid of its sshd: the process whose namespaces are the host
 
 
 class HostsUnavailable(RuntimeError):
@@ -112,6 +129,13 @@ class HostCluster:
     def pids(self, host: str) -> List[int]:
         """Processes running on a host (its sshd, sessions and whatever they started)."""
         return netns_pids(host)
+
+    def enter_argv(self, host: str) -> List[str]:
+        """Prefix that runs a command inside ``host``: its network, hostname and /etc/hosts."""
+        pid = _ENTRY_PIDS.get(host)
+        if pid is None or not _alive(pid):
+            raise RuntimeError(f"host {host} is not running (its sshd is gone)")
+        return ["nsenter", f"--target={pid}", "--net", "--uts", "--mount", "--"]
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -208,6 +232,7 @@ def cleanup() -> None:
     while _SSHD:  # reap the sshd processes this process started
         with contextlib.suppress(subprocess.TimeoutExpired):
             _SSHD.pop().wait(timeout=5)
+    _ENTRY_PIDS.clear()
     out = _ip("-o", "link", "show", check=False).stdout
     for line in out.splitlines():
         link = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
@@ -266,15 +291,28 @@ def _sshd_config(host: NamespaceHost, host_dir: Path) -> str:
     ])
 
 
+def _hosts_lines(cluster: HostCluster) -> List[str]:
+    lines = [f"{h.address} {h.name}" for h in cluster.hosts]
+    return lines + [f"{DOWN_ADDRESS} {DOWN_HOST}", f"{SILENT_ADDRESS} {SILENT_HOST}"]
+
+
+def _shared_hosts_text() -> str:
+    text = ETC_HOSTS.read_text(encoding="utf-8") if ETC_HOSTS.exists() else ""
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def _write_host_hosts_file(cluster: HostCluster, host: NamespaceHost, path: Path) -> None:
+    """The host's own /etc/hosts: its name on loopback first (first match wins), then everyone's."""
+    block = "\n".join([BLOCK_BEGIN, f"{OWN_NAME_ADDRESS} {host.name}", *_hosts_lines(cluster), BLOCK_END]) + "\n"
+    path.write_text(_shared_hosts_text() + block, encoding="utf-8")
+    path.chmod(0o644)
+
+
 def _add_blocks(cluster: HostCluster, known_hosts: Path, identity: Path) -> None:
     names = [h.name for h in cluster.hosts] + [DOWN_HOST, SILENT_HOST]
     names += [h.address for h in cluster.hosts] + [DOWN_ADDRESS, SILENT_ADDRESS]  # hosts given by address
-    hosts_lines = [f"{h.address} {h.name}" for h in cluster.hosts]
-    hosts_lines += [f"{DOWN_ADDRESS} {DOWN_HOST}", f"{SILENT_ADDRESS} {SILENT_HOST}"]
-    text = ETC_HOSTS.read_text(encoding="utf-8") if ETC_HOSTS.exists() else ""
-    if text and not text.endswith("\n"):
-        text += "\n"
-    block = "\n".join([BLOCK_BEGIN, *hosts_lines, BLOCK_END]) + "\n"
+    text = _shared_hosts_text()
+    block = "\n".join([BLOCK_BEGIN, *_hosts_lines(cluster), BLOCK_END]) + "\n"
     if ETC_HOSTS.exists():
         _write_in_place(ETC_HOSTS, text + block)
     else:
@@ -303,16 +341,21 @@ def _add_blocks(cluster: HostCluster, known_hosts: Path, identity: Path) -> None
         SSH_CONFIG.chmod(0o600)
 
 
-def _start_sshd(host: NamespaceHost, config: Path, log: Path) -> None:
+def _start_sshd(host: NamespaceHost, config: Path, hosts_file: Path, log: Path) -> None:
     argv = [
-        "ip", "netns", "exec", host.name,
-        "unshare", "--uts", "--",
-        sys.executable, "-c", _SET_HOSTNAME_AND_EXEC, host.name,
+        # nsenter rather than "ip netns exec": the latter remounts /sys for the namespace, which
+        # drops the cgroup mounts slurmd needs on a node.
+        "nsenter", f"--net=/run/netns/{host.name}", "--",
+        "unshare", "--uts", "--mount", "--propagation", "private", "--",
+        sys.executable, "-c", _BECOME_HOST_AND_EXEC, host.name, str(hosts_file),
         "/usr/sbin/sshd", "-D", "-e", "-f", str(config),
     ]
     with open(log, "ab") as out:
         # Its own session: Ctrl-C in the test terminal must not kill the hosts before teardown.
-        _SSHD.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True))
+        # Every program in the chain execs the next, so this pid ends up being sshd's.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    _SSHD.append(proc)
+    _ENTRY_PIDS[host.name] = proc.pid
 
 
 def _wait_for_sshd(cluster: HostCluster) -> None:
@@ -366,7 +409,9 @@ def create(count: int = 2) -> HostCluster:
         known.append(f"{host.name},{host.address} {' '.join(public.split()[:2])}")
         config = host_dir / "sshd_config"
         config.write_text(_sshd_config(host, host_dir), encoding="utf-8")
-        _start_sshd(host, config, host_dir / "sshd.log")
+        hosts_file = host_dir / "hosts"
+        _write_host_hosts_file(cluster, host, hosts_file)
+        _start_sshd(host, config, hosts_file, host_dir / "sshd.log")
     # Only now: enslaving a port can change the bridge's MAC address, which flushes its neighbours.
     _ip("neigh", "replace", SILENT_ADDRESS, "lladdr", NOBODYS_MAC, "dev", NIC, "nud", "permanent")
     known_hosts = STATE_DIR / "known_hosts"

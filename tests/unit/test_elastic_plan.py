@@ -10,7 +10,7 @@ import pytest
 
 from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.elastic import discovery_script_text, main
-from hvdrun_cli.launch.planner import make_plan, rendezvous_address_for
+from hvdrun_cli.launch.planner import make_plan
 from hvdrun_cli.launch.tools import Tools
 from hvdrun_cli.spec.model import ElasticSpec, HorovodSpec, JobSpec, ResourcesSpec
 
@@ -72,7 +72,9 @@ def test_elastic_needs_horovodrun_and_gloo() -> None:
 
 
 def test_elastic_jobs_use_horovods_rendezvous_not_ours() -> None:
-    assert rendezvous_address_for(elastic_spec(ElasticSpec(discovery_script="/d.sh")), {}, TOOLS) is None
+    plan = make_plan(elastic_spec(ElasticSpec(discovery_script="/d.sh")), environ={}, tools=TOOLS,
+                     run_dir="/runs/e/1", run_id="1")
+    assert plan.rendezvous_port is None
 
 
 def test_discovery_prints_every_hostfile_format_as_host_slots(tmp_path: Path, capsys) -> None:

@@ -8,6 +8,7 @@ how it builds Horovod, and when it reuses the cached wheel, in a fraction of a s
 from __future__ import annotations
 
 import shutil
+import tarfile
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import List, Optional
 import pytest
 
 from tests.buildtools_fakes import (
-    SETUP, WRAPPER, base_env, fake_cuda, fake_nccl, fake_package, fake_torch, printing_tool, tool,
+    PATCHES, SETUP, WRAPPER, base_env, fake_cuda, fake_nccl, fake_package, fake_torch, printing_tool, tool,
 )
 
 FAKE_PYTHON = r"""#!/bin/bash
@@ -26,7 +27,9 @@ if [[ "$1" == -m && "$2" == venv ]]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/pyt
 if [[ "$1" == -m && "$2" == pip ]]; then
   shift 2
   echo "pip $*" >>"$FAKE_LOG"
-  if [[ "$1" == wheel ]]; then
+  if [[ "$1" == download ]]; then
+    while (($#)); do [[ "$1" == -d ]] && mkdir -p "$2" && cp "$FAKE_SDIST" "$2/"; shift; done
+  elif [[ "$1" == wheel ]]; then
     echo "build CXX=$CXX HVDJOB_TORCH_CXX_STD=$HVDJOB_TORCH_CXX_STD $(env | grep '^HOROVOD_' | sort | tr '\n' ' ')" >>"$FAKE_LOG"
     [[ -n "${HOROVOD_NCCL_LIB:-}" ]] && echo "nccl-lib $(ls "$HOROVOD_NCCL_LIB" | tr '\n' ' ')" >>"$FAKE_LOG"
     while (($#)); do [[ "$1" == -w ]] && touch "$2/horovod-0.28.1-cp311-cp311-linux_x86_64.whl"; shift; done
@@ -43,6 +46,23 @@ if [[ "$1" == -c ]]; then
 fi
 exec "$REAL_PYTHON" -S "$@"
 """
+
+
+def fake_horovod_sdist(root: Path) -> Path:
+    """Horovod's sdist reduced to the lines the patches change (their context, as released)."""
+    tree = root / "sdist-src" / "horovod-0.28.1"
+    for patch in sorted(PATCHES.glob("*.patch")):
+        lines = patch.read_text().splitlines()
+        target = next(l[len("--- a/"):] for l in lines if l.startswith("--- a/"))
+        start = next(i for i, l in enumerate(lines) if l.startswith("@@"))
+        original = [l[1:] for l in lines[start + 1:] if l[:1] in (" ", "-")]
+        path = tree / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(original) + "\n")
+    archive = root / "horovod-0.28.1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tree, arcname="horovod-0.28.1")
+    return archive
 
 
 class Setup:
@@ -63,11 +83,14 @@ class Setup:
         printing_tool(self.bin, "cmake", "cmake version 3.25.1\n")
         fake_torch(self.site, "2.13.0+cpu", cxx20_headers=False)
         fake_package(self.site, "tensorflow", "2.21.0")
+        self.sdist = fake_horovod_sdist(root)
+        for real in ("tar", "gzip", "patch"):  # unpacking and patching the source are real
+            (self.bin / real).symlink_to(shutil.which(real))
 
     def run(self, venv: str = "venv", **settings: str) -> subprocess.CompletedProcess:
         env = base_env(self.bin, self.site, {
             "VENV": str(self.root / venv), "PYTHON": str(self.python), "HVDJOB_CACHE": str(self.cache),
-            "FAKE_LOG": str(self.log), "REAL_PYTHON": sys.executable, **settings,
+            "FAKE_LOG": str(self.log), "REAL_PYTHON": sys.executable, "FAKE_SDIST": str(self.sdist), **settings,
         })
         self.log.write_text("")
         return subprocess.run(["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -92,6 +115,8 @@ def box(tmp_path: Path) -> Setup:
 def test_default_setup_installs_both_frameworks_and_builds_one_wheel(box: Setup) -> None:
     done = box.run()
     assert done.returncode == 0, done.stderr
+    assert "applying 0001-gloo-process-set-uses-the-job-interface.patch" in done.stdout
+    assert any(c.startswith("pip wheel") and "/horovod-0.28.1 " in c + " " for c in box.pip_calls()), box.pip_calls()
     assert box.installed("torch==2.13.0")
     assert box.installed("tensorflow==2.21.0") and box.installed("tf-keras~=2.21.0")
     build = box.build()

@@ -31,7 +31,7 @@ def run(tmp_path: Path, mode: str, installed: bool, uid: int) -> subprocess.Comp
 def test_without_root_it_names_every_missing_package(tmp_path: Path) -> None:
     done = run(tmp_path, "test", installed=False, uid=1000)
     assert done.returncode == 1
-    assert "missing system packages: openmpi-bin libopenmpi-dev g++ make slurmctld slurmd" in done.stderr
+    assert "missing system packages: openmpi-bin libopenmpi-dev g++ make patch slurmctld slurmd" in done.stderr
     assert "install them as root" in done.stderr
 
 

@@ -1,0 +1,165 @@
+"""TensorFlow input pipelines: arrays, or the user's unbatched ``tf.data.Dataset`` of (features, label).
+
+``train.data`` may return arrays (see :mod:`.data`) or ``(train, val)`` unbatched ``tf.data``
+datasets. hvdjob shards them over the ranks (``shard(size, rank)``), shuffles the training shard
+with a seed that depends on the epoch (so an epoch's order is the same after a resume), batches
+them with ``train.batch_size`` and prefetches. ``shard`` gives ranks counts that can differ by one
+sample, so batch counts may differ; the engine handles that with Horovod's ``join``.
+
+A ``tf.data`` pipeline has no random access: a resume in the middle of an epoch skips the batches
+this rank had finished with ``skip``, which reads them through the pipeline (without training on
+them). Arrays take an index path instead: the epoch order is a seeded permutation of indices and a
+resume skips indices, so finished samples are never read.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from hvdrun_cli.errors import Problem, UserInputError
+from hvdrun_cli.spec.model import JobSpec
+
+from .backend import DataFacts, EpochPlan
+from .base import RankContext, train_of
+from .data import ArrayData, load_data, wrong_data
+
+ACCEPTED = ("arrays (x_train, y_train, x_val, y_val), ArrayData, or (train, val) unbatched tf.data.Datasets "
+            "of (features, label) elements")
+SHUFFLE_BUFFER = 10_000  # tf.data shuffle buffer when the shard's length is unknown or larger
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _cardinality(ds: "tf.data.Dataset") -> Optional[int]:
+    """Elements of ``ds`` when TensorFlow knows them in advance, else None; infinite is an input error."""
+    n = int(tf.data.experimental.cardinality(ds).numpy())
+    if n == int(tf.data.experimental.INFINITE_CARDINALITY):
+        raise UserInputError(Problem("the training tf.data.Dataset repeats forever; return one epoch of data "
+                                     "(hvdjob repeats it train.epochs times)", key="train.data"))
+    return None if n < 0 else n
+
+
+class TfPipeline:
+    facts: DataFacts
+    input_shape: Tuple[int, ...]
+
+    def num_classes(self) -> int:
+        raise NotImplementedError
+
+    def epoch_dataset(self, plan: EpochPlan) -> "tf.data.Dataset":
+        raise NotImplementedError
+
+    def local_batches(self, plan: EpochPlan) -> Optional[int]:
+        raise NotImplementedError
+
+    def val_dataset(self) -> Optional["tf.data.Dataset"]:
+        raise NotImplementedError
+
+    def update_world(self, ctx: RankContext) -> None:
+        self.ctx = ctx
+
+
+class ArrayTfPipeline(TfPipeline):
+    """In-memory arrays through an index dataset: order by seed and epoch, padded to equal shards."""
+
+    def __init__(self, data: ArrayData, ctx: RankContext, batch_size: int, seed: int) -> None:
+        self.data, self.ctx, self.batch_size, self.seed = data, ctx, batch_size, seed
+        self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+        self.facts = DataFacts(len(data.x_train), True, "arrays")
+        self.input_shape = data.input_shape
+
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    def _indices(self, plan: EpochPlan) -> np.ndarray:
+        if plan.indices is not None:
+            return np.asarray(plan.indices, dtype=np.int64)
+        n, size = len(self.data.x_train), self.ctx.size
+        shard_len = -(-n // size)
+        order = np.random.default_rng([self.seed, plan.epoch]).permutation(n)
+        order = np.concatenate([order, order[: shard_len * size - n]])  # pad like DistributedSampler
+        return order[self.ctx.rank::size][plan.skip_batches * self.batch_size:]
+
+    def epoch_dataset(self, plan: EpochPlan) -> "tf.data.Dataset":
+        ds = tf.data.Dataset.from_tensor_slices(self._indices(plan)).batch(self.batch_size)
+        ds = ds.map(lambda idx: (tf.gather(self.x_train, idx), tf.gather(self.y_train, idx)))
+        return ds.prefetch(2)
+
+    def local_batches(self, plan: EpochPlan) -> Optional[int]:
+        return -(-len(self._indices(plan)) // self.batch_size)
+
+    def val_dataset(self) -> Optional["tf.data.Dataset"]:
+        x = self.data.x_val[self.ctx.rank::self.ctx.size]
+        y = self.data.y_val[self.ctx.rank::self.ctx.size]
+        if not len(x):
+            return None
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(4 * self.batch_size)
+
+
+class DatasetTfPipeline(TfPipeline):
+    """The user's unbatched ``tf.data`` datasets, sharded, shuffled and batched by hvdjob."""
+
+    def __init__(self, train: "tf.data.Dataset", val: Optional["tf.data.Dataset"], ctx: RankContext,
+                 batch_size: int, seed: int) -> None:
+        self.train, self.val, self.ctx, self.batch_size, self.seed = train, val, ctx, batch_size, seed
+        self.input_shape = _features_shape(train, "training")
+        if val is not None:
+            _features_shape(val, "validation")
+        self.facts = DataFacts(_cardinality(train), False, "tf.data")
+
+    def num_classes(self) -> int:
+        """One pass over the labels (only when the model needs it and model_args.num_classes is not set)."""
+        labels = self.train.map(lambda x, y: tf.reduce_max(tf.cast(y, tf.int64)))
+        return int(labels.reduce(tf.constant(-1, tf.int64), tf.maximum).numpy()) + 1
+
+    def _shard(self) -> "tf.data.Dataset":
+        return self.train.shard(self.ctx.size, self.ctx.rank)
+
+    def epoch_dataset(self, plan: EpochPlan) -> "tf.data.Dataset":
+        ds = self._shard()
+        n = _cardinality(ds)
+        buffer = SHUFFLE_BUFFER if n is None else max(1, min(n, SHUFFLE_BUFFER))
+        ds = ds.shuffle(buffer, seed=self.seed * 1000003 + plan.epoch, reshuffle_each_iteration=False)
+        ds = ds.batch(self.batch_size)
+        if plan.skip_batches:
+            ds = ds.skip(plan.skip_batches)  # reads them: a tf.data pipeline cannot seek
+        return ds.prefetch(AUTOTUNE)
+
+    def local_batches(self, plan: EpochPlan) -> Optional[int]:
+        n = _cardinality(self._shard())
+        return None if n is None else max(0, -(-n // self.batch_size) - plan.skip_batches)
+
+    def val_dataset(self) -> Optional["tf.data.Dataset"]:
+        if self.val is None:
+            return None
+        return self.val.shard(self.ctx.size, self.ctx.rank).batch(4 * self.batch_size)
+
+
+def _features_shape(ds: "tf.data.Dataset", which: str) -> Tuple[int, ...]:
+    """Input shape from the element spec; a batched or non-(features, label) dataset is an input error."""
+    spec = ds.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise UserInputError(Problem(f"the {which} tf.data.Dataset must yield (features, label) pairs",
+                                     key="train.data", got=str(spec)))
+    shape = spec[0].shape
+    if shape.rank is None or not shape.is_fully_defined():
+        raise UserInputError(Problem(f"the {which} tf.data.Dataset looks batched or has features of unknown "
+                                     "shape; return it unbatched (hvdjob shards and batches it)",
+                                     key="train.data", got=str(shape)))
+    return tuple(int(d) for d in shape)
+
+
+def tf_pipeline_for(spec: JobSpec, ctx: RankContext) -> TfPipeline:
+    """Load ``train.data`` and wrap it in the pipeline for what it returned."""
+    train = train_of(spec)
+    value = load_data(spec)
+    if isinstance(value, ArrayData):
+        return ArrayTfPipeline(value, ctx, train.batch_size, train.seed)
+    if isinstance(value, tf.data.Dataset):
+        value = (value, None)
+    if (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], tf.data.Dataset)
+            and (value[1] is None or isinstance(value[1], tf.data.Dataset))):
+        return DatasetTfPipeline(value[0], value[1], ctx, train.batch_size, train.seed)
+    raise wrong_data(value, ACCEPTED)
+

@@ -49,6 +49,9 @@ def render(facts: Facts) -> str:
         lines.append("  controllers:  " + "  ".join(f"{_box(built.get(c, False))} {c.upper() if c == 'mpi' else c.capitalize()}" for c in ("mpi", "gloo")))
         lines.append("  tensor ops:   " + "  ".join(f"{_box(built.get(o, False))} {o.upper() if o != 'gloo' else 'Gloo'}" for o in OPS))
         lines.append(f"  GPU support:  {_box(built.get('cuda', False))} CUDA  {_box(built.get('rocm', False))} ROCm")
+        if facts.gpu:
+            version = f" (NCCL {facts.gpu['nccl_version']})" if facts.gpu.get("nccl_version") else ""
+            lines.append(f"  GPU:          {facts.gpu['summary']}{version}; {facts.gpu['how']}")
     t = facts.tools
     lines.append("launch tools:")
     lines.append(f"  horovodrun  {t.get('horovodrun') or 'not found'}")
@@ -57,6 +60,7 @@ def render(facts: Facts) -> str:
     srun = t.get("srun")
     lines.append(f"  srun        {srun + ' (' + (t.get('slurm_version') or '?') + ')' if srun else 'not found'}")
     lines.append(f"  sbatch      {t.get('sbatch') or 'not found'}")
+    lines += [f"warning: {w}" for w in facts.warnings]
     if facts.problems:
         lines += [f"problem: {p}" for p in facts.problems]
     else:

@@ -6,6 +6,7 @@ Subcommands live in one module each and are imported only when invoked, so ``hvd
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from typing import Dict, List, Optional, Tuple
 

@@ -6,6 +6,7 @@ the tools' own ``--version`` output.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -14,7 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hvdrun_cli import __version__
+from hvdrun_cli.doctor.gpu import gpu_facts
 from hvdrun_cli.launch.tools import Tools, probe_tools
+from hvdrun_cli.smoke.box import gpu_count, run_nvidia_smi
 from hvdrun_cli.versions import package_version
 
 FRAMEWORKS = ("torch", "tensorflow")
@@ -29,7 +32,9 @@ class Facts:
     horovod: Optional[str]
     frameworks: Dict[str, Dict[str, Any]]
     tools: Dict[str, Optional[str]]
+    gpu: Dict[str, Any] = field(default_factory=dict)
     problems: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,11 +92,13 @@ def tool_versions(tools: Tools) -> Dict[str, Optional[str]]:
 def gather(frameworks: tuple = FRAMEWORKS) -> Facts:
     tools = probe_tools()
     horovod_version = package_version("horovod")
-    with ThreadPoolExecutor(max_workers=len(frameworks) + 1) as pool:
+    with ThreadPoolExecutor(max_workers=len(frameworks) + 2) as pool:
         probes = {fw: pool.submit(run_probe, fw) for fw in frameworks} if horovod_version else {}
         versions = pool.submit(tool_versions, tools)
+        smi = pool.submit(run_nvidia_smi)
         results = {fw: f.result() for fw, f in probes.items()}
         tool_info = versions.result()
+        visible, how = gpu_count(smi.result(), os.environ.get("CUDA_VISIBLE_DEVICES"))
     facts = Facts(
         hvdjob=__version__,
         python=platform.python_version(),
@@ -100,8 +107,14 @@ def gather(frameworks: tuple = FRAMEWORKS) -> Facts:
         frameworks=results,
         tools=tool_info,
     )
+    gpu = gpu_facts(results, visible, how)
+    facts.gpu = gpu.to_dict()
+    if gpu.warning:
+        facts.warnings.append(gpu.warning)
     if not horovod_version:
-        facts.problems.append("horovod is not installed in this Python (run: make setup)")
+        facts.problems.append(
+            "horovod is not installed in this Python: build it with make setup in an hvdjob checkout (README: Setup)"
+        )
         return facts
     usable = [fw for fw, r in results.items() if r.get("ok")]
     broken = [fw for fw, r in results.items() if not r.get("ok") and not r.get("missing")]

@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any, Dict
 
+from hvdrun_cli.doctor.gpu import nccl_version_from_code
+
 BUILT_FLAGS = ("mpi", "gloo", "nccl", "ddl", "ccl", "cuda", "rocm")
 
 
@@ -46,6 +48,7 @@ def probe(framework: str) -> Dict[str, Any]:
         result["error"] = f"{type(exc).__name__}: {exc}"
         return result
     result["built"] = {flag: bool(getattr(hvd, f"{flag}_built")()) for flag in BUILT_FLAGS}
+    result["nccl_version"] = nccl_version_from_code(hvd.nccl_built())
     result["ok"] = True
     return result
 

@@ -1,4 +1,4 @@
-"""Every package directory ships in a regular (non-editable) install of the distribution."""
+"""Every package directory is listed for a regular (non-editable) install (tests/install/ installs one for real)."""
 from __future__ import annotations
 
 import sys

@@ -65,6 +65,7 @@ def int_or_shape(v: Any) -> Optional[str]:
 
 
 _WIDTHS = list_of(whole(1, 1 << 16), 0, 64)
+_CLASSES = whole(2, 1 << 20)  # model_args.num_classes: overrides the count read from the data
 _FRACTION = number(0, 1, high_open=True)
 _BETA = number(0, 1, high_open=True)
 _EPS = number(0, 1, low_open=True)
@@ -72,8 +73,8 @@ _EPS = number(0, 1, low_open=True)
 # kind -> framework ("" for both) -> built-in name -> option -> check
 _TABLE: Dict[str, Dict[str, Dict[str, Dict[str, Check]]]] = {
     "model": {"": {
-        "mlp": {"hidden": _WIDTHS, "dropout": _FRACTION},
-        "cnn": {"channels": list_of(whole(1, 1 << 14), 1, 16), "hidden": whole(1, 1 << 16)},
+        "mlp": {"hidden": _WIDTHS, "dropout": _FRACTION, "num_classes": _CLASSES},
+        "cnn": {"channels": list_of(whole(1, 1 << 14), 1, 16), "hidden": whole(1, 1 << 16), "num_classes": _CLASSES},
     }},
     "data": {"": {
         "digits": {"val_fraction": number(0, 1, low_open=True, high_open=True)},

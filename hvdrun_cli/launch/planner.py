@@ -208,7 +208,11 @@ def make_plan(
     env = rank_env(
         spec, spec_json_path=spec_json_path, run_dir=run_dir, run_id=run_id, attempt=attempt, threads=threads
     )
-    if mode != "none" and not (placed is not None and not any(b.bound for b in placed.bindings)):
+    # Across hosts, "auto" leaves ranks unbound: hvdjob cannot see from here what else runs on the other
+    # hosts, and ranks pinned to CPUs that other work shares can stall a busy-polling transport outright
+    # (4 MPI ranks over TCP on two hosts sharing 2 CPUs hung at their first allreduce). core/numa bind.
+    remote_auto = not decision.local and mode == "auto"
+    if mode != "none" and not remote_auto and not (placed is not None and not any(b.bound for b in placed.bindings)):
         env[BINDING_ENV] = mode
         if spec.resources.gpus_per_rank:
             env[GPUS_PER_RANK_ENV] = str(spec.resources.gpus_per_rank)

@@ -105,9 +105,10 @@ def test_binding_none_leaves_ranks_unbound() -> None:
     assert any(n == "binding: none (resources.binding: none)" for n in p.notes)
 
 
-def test_remote_hosts_are_bound_by_their_own_supervisors() -> None:
-    p = plan(job(np=4, hosts=("a:2", "b:2")))
-    assert p.env_dict()["HVDJOB_BINDING"] == "auto"
+def test_remote_hosts_are_left_unbound_by_auto_and_bound_by_their_own_supervisors_on_request() -> None:
+    assert "HVDJOB_BINDING" not in plan(job(np=4, hosts=("a:2", "b:2"))).env_dict()
+    p = plan(job(np=4, hosts=("a:2", "b:2"), binding="core"))
+    assert p.env_dict()["HVDJOB_BINDING"] == "core"
     assert p.bindings == ()
 
 

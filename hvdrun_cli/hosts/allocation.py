@@ -118,3 +118,20 @@ def hosts_from_pbs(environ: Mapping[str, str]) -> Optional[Tuple[Host, ...]]:
     if problems:
         raise HostfileError(problems)
     return tuple(Host(name, count) for name, count in slots.items())
+
+
+def slurm_cpus_per_node(environ: Mapping[str, str]) -> Optional[Dict[str, int]]:
+    """CPUs the allocation holds on each node (``SLURM_JOB_CPUS_PER_NODE``), or None when Slurm gives
+    none or they do not match the nodelist; used to show srun ranks' CPU blocks in a dry run."""
+    list_var = _nodelist_var(environ)
+    text = environ.get("SLURM_JOB_CPUS_PER_NODE", "").strip()
+    if list_var is None or not text:
+        return None
+    try:
+        names = expand_nodelist(environ[list_var], origin=list_var)
+        counts = parse_tasks_per_node(text, origin="SLURM_JOB_CPUS_PER_NODE")
+    except HostfileError:
+        return None
+    if len(counts) != len(names):
+        return None
+    return dict(zip(names, counts))

@@ -20,6 +20,7 @@ from hvdrun_cli.hosts import (
     assign_ranks,
     hosts_from_pbs,
     hosts_from_slurm,
+    slurm_cpus_per_node,
     parse_host_list,
     parse_hostfile,
     total_slots,
@@ -33,7 +34,7 @@ from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
 from hvdrun_cli.launch.local import LOOPBACK
 from hvdrun_cli.launch.mpi import build_mpi_plan, mpi_data_plane_env
-from hvdrun_cli.launch.placement import HostPlacement, format_cpulist, place
+from hvdrun_cli.launch.placement import HostCpus, HostPlacement, format_cpulist, place
 from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, env_tuple
 from hvdrun_cli.launch.netif import interface_address
 from hvdrun_cli.launch.rendezvous import routable_address
@@ -208,10 +209,11 @@ def make_plan(
     env = rank_env(
         spec, spec_json_path=spec_json_path, run_dir=run_dir, run_id=run_id, attempt=attempt, threads=threads
     )
-    # Across hosts, "auto" leaves ranks unbound: hvdjob cannot see from here what else runs on the other
-    # hosts, and ranks pinned to CPUs that other work shares can stall a busy-polling transport outright
-    # (4 MPI ranks over TCP on two hosts sharing 2 CPUs hung at their first allreduce). core/numa bind.
-    remote_auto = not decision.local and mode == "auto"
+    # Across ssh hosts, "auto" leaves ranks unbound: hvdjob cannot see from here what else runs on the
+    # other hosts, and ranks pinned to CPUs that other work shares can stall a busy-polling transport
+    # outright (4 MPI ranks over TCP on two hosts sharing 2 CPUs hung at their first allreduce). A Slurm
+    # allocation's CPUs are the job's own, so srun ranks are bound. core/numa bind everywhere.
+    remote_auto = not decision.local and mode == "auto" and builder != LauncherKind.SRUN
     if mode != "none" and not remote_auto and not (placed is not None and not any(b.bound for b in placed.bindings)):
         env[BINDING_ENV] = mode
         if spec.resources.gpus_per_rank:
@@ -241,13 +243,16 @@ def make_plan(
     }[builder](inputs)
     notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
     notes.append("data plane: " + _data_plane_text(decision, builder))
-    notes.append("binding: " + _binding_text(mode, placed, decision.local))
+    notes.append("binding: " + _binding_text(mode, placed, decision.local, remote_auto))
     bindings: Tuple[Tuple[int, str], ...] = ()
     if placed is not None:
         bindings = tuple(
             (slot.rank, (format_cpulist(b.cpus) + f" ({b.reason})") if b.bound else b.reason)
             for slot, b in zip(layout, placed.bindings)
         )
+    elif builder == LauncherKind.SRUN and mode != "none":
+        bindings = allocation_bindings(layout, slurm_cpus_per_node(environ), mode, spec.horovod.threads_per_rank,
+                                       spec.resources.gpus_per_rank)
     spec_file = GeneratedFile(spec_json_path, json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     return replace(plan, notes=tuple(notes) + plan.notes, bindings=bindings, files=plan.files + (spec_file,))
 
@@ -260,9 +265,36 @@ def _data_plane_text(decision: Decision, builder: LauncherKind) -> str:
     return f"controller gloo, tensor operations gloo: {decision.gloo_reason}"
 
 
-def _binding_text(mode: str, placed: Optional[HostPlacement], local: bool) -> str:
+def allocation_bindings(layout: Tuple[SlotInfo, ...], cpus_per_node: Optional[Mapping[str, int]], mode: str,
+                        threads: Optional[int], gpus_per_rank: int) -> Tuple[Tuple[int, str], ...]:
+    """Each srun rank's block, as positions among its node's allocated CPUs: the CPU ids themselves are
+    only known on the node (its task's affinity mask), where the rank supervisor applies the same split."""
+    if not cpus_per_node:
+        return tuple((s.rank, "a block of its node's allocated CPUs (SLURM_JOB_CPUS_PER_NODE not set)")
+                     for s in layout)
+    shown = []
+    for slot in layout:
+        count = cpus_per_node.get(slot.hostname)
+        if count is None:
+            shown.append((slot.rank, "a block of its node's allocated CPUs"))
+            continue
+        placed = place(HostCpus(tuple(range(count))), slot.local_size, mode, threads, gpus_per_rank)
+        binding = placed.bindings[slot.local_rank]
+        if not binding.bound:
+            shown.append((slot.rank, f"{binding.reason} ({count} allocated CPUs on {slot.hostname})"))
+            continue
+        which = "CPU" if len(binding.cpus) == 1 else "CPUs"
+        shown.append((slot.rank, f"allocated {which} #{format_cpulist(binding.cpus)} of {count} on {slot.hostname}"
+                                 f" ({len(binding.cpus)} per rank)"))
+    return tuple(shown)
+
+
+def _binding_text(mode: str, placed: Optional[HostPlacement], local: bool, remote_auto: bool = False) -> str:
     if mode == "none":
         return "none (resources.binding: none)"
+    if remote_auto:
+        return ("auto across ssh hosts: ranks not bound (hvdjob cannot see what else runs there; "
+                "resources.binding: core binds them)")
     if placed is None or not local:
         return f"{mode}: each rank supervisor binds its rank to a block of its host's usable CPUs"
     if placed.warning:

@@ -107,6 +107,14 @@ def test_submitted_job_runs_two_ranks_on_each_node(ns_slurm: SlurmCluster, ns_ho
     plan = json.loads(next((tmp_path / "runs" / "where").glob("*/plan.json")).read_text())
     assert plan["launcher"] == "srun", plan["notes"]
     assert plan["rendezvous"]["addr"] == ns_hosts.hosts[0].address  # not hvdhost1's 127.0.1.1
+    # Placement through srun: the dry run's block for each rank is what the rank runs on.
+    usable = sorted(os.sched_getaffinity(0))  # what every node's tasks see here (TaskPlugin=task/none)
+    block = len(usable) // CPUS_PER_NODE
+    cpus = {int(m[1]): m[2] for m in re.finditer(r"rank=(\d+) .* cpus=(\S+)", details)}
+    for slot in plan["layout"]:
+        local = slot["local_rank"]
+        assert slot["cpus"] == (f"allocated CPU #{local} of {CPUS_PER_NODE} on {slot['hostname']} (1 per rank)"), plan
+        assert cpus[slot["rank"]] == ",".join(map(str, usable[local * block:(local + 1) * block])), details
 
 
 def test_run_inside_a_hand_written_batch_script_reaches_the_rendezvous_from_the_other_node(

@@ -149,3 +149,37 @@ def test_the_data_plane_does_not_depend_on_how_busy_the_machine_is() -> None:
     """What --dry-run shows is what runs: the choice is a function of the spec and the installation."""
     assert plan(job(), replace(MPI_TOOLS, load_average=5.0)).launcher == "mpi"
     assert plan(job(), replace(MPI_TOOLS, load_average=0.3)).launcher == "mpi"
+
+
+SLURM_2X2 = {**ENV, "SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_TASKS_PER_NODE": "2(x2)",
+             "SLURM_NTASKS": "4"}
+SRUN_TOOLS = replace(MPI_TOOLS, srun="/usr/bin/srun")
+
+
+def srun_plan(environ, binding="auto", **horovod):
+    spec = replace(job(np=4, binding=binding), horovod=HorovodSpec(network_interfaces=("lo",), **horovod))
+    return make_plan(spec, environ=environ, tools=SRUN_TOOLS, run_dir="/runs/demo/r1", run_id="r1",
+                     rendezvous_port=4000, rendezvous_addr="10.0.0.1")
+
+
+def test_srun_ranks_are_bound_by_auto_and_the_dry_run_shows_each_ones_block_of_its_node() -> None:
+    p = srun_plan({**SLURM_2X2, "SLURM_JOB_CPUS_PER_NODE": "4,2"})
+    assert p.env_dict()["HVDJOB_BINDING"] == "auto"
+    assert "--cpu-bind=none" in p.processes[0].argv  # the supervisor binds; Slurm must not bind again
+    shown = dict(p.bindings)
+    assert shown[0] == "allocated CPUs #0-1 of 4 on n1 (2 per rank)"
+    assert shown[1] == "allocated CPUs #2-3 of 4 on n1 (2 per rank)"
+    assert shown[2] == "allocated CPU #0 of 2 on n2 (1 per rank)"
+    assert shown[3] == "allocated CPU #1 of 2 on n2 (1 per rank)"
+    assert "cpus allocated CPU #1 of 2 on n2" in p.render_text()
+
+
+def test_srun_dry_run_says_when_a_node_has_fewer_cpus_than_ranks_or_slurm_gives_no_counts() -> None:
+    shown = dict(srun_plan({**SLURM_2X2, "SLURM_JOB_CPUS_PER_NODE": "1(x2)"}).bindings)
+    assert shown[0].startswith("not bound: oversubscribed (1 allocated CPUs on n1)")
+    assert "SLURM_JOB_CPUS_PER_NODE not set" in dict(srun_plan(SLURM_2X2).bindings)[3]
+
+
+def test_srun_binding_none_passes_no_policy_to_the_ranks() -> None:
+    p = srun_plan({**SLURM_2X2, "SLURM_JOB_CPUS_PER_NODE": "2(x2)"}, binding="none")
+    assert "HVDJOB_BINDING" not in p.env_dict() and p.bindings == ()

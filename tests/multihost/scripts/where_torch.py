@@ -2,9 +2,11 @@
 
 Prints one line per rank: its place in the world, local and cross communicators, the host it ran on
 (hostname and the addresses of its interfaces), the allreduced sum and a digest of the parameters
-after one step (identical on every rank when gradients were averaged and the broadcast worked).
+after one step (identical on every rank when gradients were averaged and the broadcast worked),
+and the CPUs it may run on.
 """
 import hashlib
+import os
 import socket
 
 import horovod.torch as hvd
@@ -25,6 +27,6 @@ digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.par
 print(
     f"rank={hvd.rank()} size={hvd.size()} local_rank={hvd.local_rank()} local_size={hvd.local_size()} "
     f"cross_rank={hvd.cross_rank()} cross_size={hvd.cross_size()} host={socket.gethostname()} "
-    f"sum={total} params={digest}",
+    f"sum={total} params={digest} cpus={','.join(map(str, sorted(os.sched_getaffinity(0))))}",
     flush=True,
 )

@@ -29,9 +29,10 @@ setup-gpu:
 	bash $(BUILDTOOLS)/system_packages.sh runtime
 	VENV=$(GPU_VENV) HVDJOB_GPU=1 HVDJOB_FRAMEWORKS=torch TORCH_VERSION=$(GPU_TORCH) bash $(BUILDTOOLS)/setup_env.sh
 
-# Opt-in (installs several GB; not part of `make test`): build .venv-gpu and check its Horovod.
+# Opt-in (installs several GB; not part of `make test`): build .venv-gpu and check its Horovod, with
+# that venv's own pytest (setup installs it there), so no other venv is needed.
 test-gpu-build: setup-gpu
-	HVDJOB_GPU_VENV=$(abspath $(GPU_VENV)) $(PY) -m pytest -ra tests/gpu_build $(PYTEST_ARGS)
+	HVDJOB_GPU_VENV=$(abspath $(GPU_VENV)) $(GPU_VENV)/bin/python -m pytest -ra tests/gpu_build $(PYTEST_ARGS)
 
 # On a GPU machine, in the venv `make setup` (auto-detected CUDA build) or `make setup-gpu` made.
 gpu-check:

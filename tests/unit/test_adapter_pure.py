@@ -177,6 +177,20 @@ def test_only_rank_0_reports(tmp_path, capsys):
     assert written["wall_time_s"] >= 2
 
 
+def test_throughput_counts_training_steps_not_the_final_checkpoint(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("hvdrun_cli.adapters.reporting.time.time", lambda: clock[0])
+    reporter = Reporter(RankContext(0, 1, 0, 1, str(tmp_path), attempt=0), total_steps=10, epochs=1, log_interval=5)
+    reporter.first_step()
+    clock[0] += 4.0  # ten steps
+    reporter.training_ended()
+    clock[0] += 6.0  # the final checkpoint of a large model
+    summary = reporter.summary(framework="torch", status="completed", steps=10, epochs_done=1.0, samples=400,
+                               train_loss=0.3, train_accuracy=0.9, val_loss=None, val_accuracy=None,
+                               resumed_from_step=None, process_start=999.0, checkpoint=None)
+    assert (summary["train_time_s"], summary["samples_per_sec"], summary["wall_time_s"]) == (4.0, 100.0, 11.0)
+
+
 # ----- module:function references -----------------------------------------------------------------
 
 def test_references_resolve_next_to_the_spec_and_fail_with_the_key(tmp_path, monkeypatch):

@@ -59,7 +59,8 @@ def unknown_builtin(key: str, got: str, choices: "tuple[str, ...]") -> UserInput
                                   key=key, got=got))
 
 
-def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mapping[str, Any]) -> Any:
+def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mapping[str, Any],
+                 args_key: str = "train.model_args", reference: str = "the function") -> Any:
     """Call a user factory with ``args`` plus those ``offered`` values its signature accepts.
 
     A model function may take ``input_shape``/``num_classes`` or not; making every user function
@@ -71,7 +72,35 @@ def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mappi
         params = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     extra = {k: v for k, v in offered.items() if k not in args and (takes_any or k in params)}
+    if params:
+        check_call(fn, params, {**extra, **args}, args_key, reference)
     return fn(**extra, **args)
+
+
+def check_call(fn: Callable[..., Any], params: Mapping[str, inspect.Parameter], kwargs: Mapping[str, Any],
+               args_key: str, reference: str) -> None:
+    """Refuse, before calling, arguments the user's function does not take or leaves out (exit 2 naming
+    the spec key), rather than a TypeError traceback from deep inside the rank."""
+    try:
+        inspect.Signature(list(params.values())).bind(**kwargs)
+    except TypeError:
+        pass
+    else:
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    problems = [] if takes_any else [
+        Problem(f"{reference} takes no argument {k!r} (it takes: {', '.join(named) or 'none'})", key=f"{args_key}.{k}")
+        for k in kwargs if k not in params]
+    missing = [n for n, p in params.items() if p.default is p.empty and n not in kwargs
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        problems.append(Problem(f"{reference} needs {', '.join(map(repr, missing))}; give it in {args_key}",
+                                key=args_key))
+    if not problems:
+        problems.append(Problem(f"{reference} cannot be called with keyword arguments {sorted(kwargs)}",
+                                key=args_key, got=getattr(fn, "__name__", repr(fn))))
+    raise UserInputError(problems)
 
 
 def check_args(kind: str, name: str, args: Mapping[str, Any], valid: "tuple[str, ...] | list[str]") -> None:
@@ -101,7 +130,7 @@ def build_model(
         fn = resolve(train.model, "train.model", spec)
         if "num_classes" not in args and _accepts(fn, "num_classes"):
             args["num_classes"] = num_classes()
-        model = call_factory(fn, {"input_shape": input_shape}, args)
+        model = call_factory(fn, {"input_shape": input_shape}, args, "train.model_args", train.model)
         if not isinstance(model, model_type):
             raise UserInputError(Problem(f"model function must return a {type_name}", key="train.model",
                                          got=type(model).__name__))

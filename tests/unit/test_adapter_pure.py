@@ -262,3 +262,29 @@ def test_worker_and_helpers_import_no_framework():
             "print(sorted(m for m in ('torch', 'tensorflow', 'horovod', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_model_function_given_arguments_it_does_not_take_is_refused_naming_the_key():
+    def build(input_shape, num_classes, width=32):
+        raise AssertionError("must not be called")
+
+    with pytest.raises(UserInputError) as info:
+        plugins.call_factory(build, {"input_shape": (8,)}, {"num_classes": 10, "widht": 64},
+                             "train.model_args", "mymodel:build")
+    assert str(info.value.problems[0]) == ("train.model_args.widht: mymodel:build takes no argument 'widht' "
+                                           "(it takes: input_shape, num_classes, width)")
+
+    def needs_depth(input_shape, depth):
+        raise AssertionError("must not be called")
+
+    with pytest.raises(UserInputError, match=r"train.model_args: m:f needs 'depth'; give it in train.model_args"):
+        plugins.call_factory(needs_depth, {"input_shape": (8,)}, {}, "train.model_args", "m:f")
+
+
+def test_a_type_error_inside_the_users_function_is_theirs_and_propagates():
+    def build(input_shape, width=32):
+        return len(width)  # the user's own bug: a traceback into their code is what helps
+
+    with pytest.raises(TypeError, match="has no len"):
+        plugins.call_factory(build, {"input_shape": (8,)}, {"width": 3})
+    assert plugins.call_factory(lambda **kw: sorted(kw), {"input_shape": (8,)}, {"a": 1}) == ["a", "input_shape"]

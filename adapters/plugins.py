@@ -9,7 +9,7 @@ import importlib
 import inspect
 import os
 import sys
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
@@ -72,35 +72,42 @@ def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mappi
         params = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     extra = {k: v for k, v in offered.items() if k not in args and (takes_any or k in params)}
-    if params:
-        check_call(fn, params, {**extra, **args}, args_key, reference)
-    return fn(**extra, **args)
+    return call_checked(fn, (), {**extra, **args}, args_key, reference)
 
 
-def check_call(fn: Callable[..., Any], params: Mapping[str, inspect.Parameter], kwargs: Mapping[str, Any],
-               args_key: str, reference: str) -> None:
-    """Refuse, before calling, arguments the user's function does not take or leaves out (exit 2 naming
-    the spec key), rather than a TypeError traceback from deep inside the rank."""
+def call_checked(fn: Callable[..., Any], positional: Sequence[Any], kwargs: Mapping[str, Any], args_key: str,
+                 reference: str) -> Any:
+    """Call a user's function, refusing first (exit 2 naming the spec key) arguments it does not take
+    or leaves out, rather than a TypeError traceback from deep inside the rank. A TypeError raised
+    inside the function is the user's own and propagates with their traceback."""
     try:
-        inspect.Signature(list(params.values())).bind(**kwargs)
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(*positional, **kwargs)  # a builtin or C function: nothing to check against
+    try:
+        inspect.Signature(list(params.values())).bind(*positional, **kwargs)
     except TypeError:
-        pass
-    else:
-        return
+        raise UserInputError(_call_problems(params, len(positional), kwargs, args_key, reference)) from None
+    return fn(*positional, **kwargs)
+
+
+def _call_problems(params: Mapping[str, inspect.Parameter], given_positional: int, kwargs: Mapping[str, Any],
+                   args_key: str, reference: str) -> List[Problem]:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     problems = [] if takes_any else [
         Problem(f"{reference} takes no argument {k!r} (it takes: {', '.join(named) or 'none'})", key=f"{args_key}.{k}")
         for k in kwargs if k not in params]
-    missing = [n for n, p in params.items() if p.default is p.empty and n not in kwargs
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    missing = [n for n, p in list(params.items())[given_positional:]
+               if p.default is p.empty and n not in kwargs and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     if missing:
         problems.append(Problem(f"{reference} needs {', '.join(map(repr, missing))}; give it in {args_key}",
                                 key=args_key))
     if not problems:
-        problems.append(Problem(f"{reference} cannot be called with keyword arguments {sorted(kwargs)}",
-                                key=args_key, got=getattr(fn, "__name__", repr(fn))))
-    raise UserInputError(problems)
+        problems.append(Problem(f"{reference} cannot be called as hvdjob calls it "
+                                f"({given_positional} positional, keywords {', '.join(sorted(kwargs)) or 'none'})",
+                                key=args_key))
+    return problems
 
 
 def check_args(kind: str, name: str, args: Mapping[str, Any], valid: "tuple[str, ...] | list[str]") -> None:

@@ -288,3 +288,15 @@ def test_a_type_error_inside_the_users_function_is_theirs_and_propagates():
     with pytest.raises(TypeError, match="has no len"):
         plugins.call_factory(build, {"input_shape": (8,)}, {"width": 3})
     assert plugins.call_factory(lambda **kw: sorted(kw), {"input_shape": (8,)}, {"a": 1}) == ["a", "input_shape"]
+
+
+def test_an_optimizer_function_is_checked_with_the_parameters_hvdjob_passes_first():
+    def make(params, lr, momentum=0.0):
+        return ("sgd", params, lr, momentum)
+
+    assert plugins.call_checked(make, ([1],), {"lr": 0.1, "momentum": 0.9}, "train.optimizer_args", "o:make") == \
+        ("sgd", [1], 0.1, 0.9)
+    with pytest.raises(UserInputError, match=r"^train.optimizer_args.mom: o:make takes no argument 'mom'"):
+        plugins.call_checked(make, ([1],), {"lr": 0.1, "mom": 0.9}, "train.optimizer_args", "o:make")
+    with pytest.raises(UserInputError, match=r"o:make cannot be called as hvdjob calls it \(1 positional"):
+        plugins.call_checked(lambda: None, ([1],), {}, "train.optimizer_args", "o:make")

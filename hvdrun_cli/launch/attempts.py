@@ -62,11 +62,13 @@ def run_attempts(
     observers: Sequence[LineObserver] = (),
     view: Optional[TerminalOptions] = None,
     resumes: bool = False,
+    on_failure: Optional[Callable[[JobResult], None]] = None,
 ) -> JobResult:
     """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first.
 
     ``view``: what the terminal shows (ranks, folding); ``resumes``: ranks resume from hvdjob's
-    checkpoints (managed training), which is what the relaunch message then says.
+    checkpoints (managed training), which is what the relaunch message then says; ``on_failure`` hears
+    each failed attempt that will be restarted, before the next plan is made (e.g. to leave a lost host out).
     """
     attempt = 0
     failures: List[JobResult] = []
@@ -94,6 +96,8 @@ def run_attempts(
                 return _final(result, attempt, max_restarts)
             _report_failure(terminal, result, attempt, max_restarts)
             failures.append(result)
+            if on_failure:
+                on_failure(result)
             attempt += 1
             time.sleep(RESTART_PAUSE_S)
             if gap.received is not None:

@@ -10,9 +10,13 @@ through, as ``ssh -G`` resolves it from ``~/.ssh/config``): it is answered by th
 so it costs nothing there and is not slowed down by a busy CPU. An accepted connection and a
 refused one both mean the host is there; only silence (timeout, "no route to host") is a miss.
 A host is lost after ``MISSES_TO_LOSE`` misses in a row, none answered in between: one lost
-packet or a slow ARP does not end a job (see reach.py). The ranks on the lost host run the same
-probe towards hvdjob's machine and stop themselves (see launcher_reach.py), so nothing of the job
-keeps running there even while the host stays cut off.
+packet or a slow ARP does not end a job (see reach.py). A host whose ssh port never answered the
+probe (reached through a ProxyJump, or a firewall in between that only lets ssh's own route
+through) is not judged at all: the probe cannot see it, so its silence means nothing.
+
+The rank supervisors on the lost host run the same probe towards hvdjob's machine and stop their
+ranks themselves (see launcher_reach.py): nothing of the job keeps running there even while the
+host stays cut off.
 """
 from __future__ import annotations
 
@@ -20,16 +24,13 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from hvdrun_cli.launch.inputs import is_local_host
-from hvdrun_cli.launch.reach import MissCounter, answers
-
-from hvdrun_cli.launch.reach import MISSES_TO_LOSE, PROBE_EVERY_S, PROBE_TIMEOUT_S
+from hvdrun_cli.launch.reach import MISSES_TO_LOSE, PROBE_EVERY_S, PROBE_TIMEOUT_S, MissCounter, answers
 
 SSH_PORT = 22
 SSH_G_TIMEOUT_S = 5.0
-
 SSH_LAUNCHERS = ("mpi", "gloo")  # the launchers that start ranks on other hosts through ssh
 
 Probe = Callable[[str, int, float], bool]
@@ -127,7 +128,9 @@ class HostWatch:
             answered = self._probe(address, port, self._timeout_s)
             now = self._clock()
             with self._lock:
-                if self._counter.record(host, answered, now):
+                if not answered and not self._counter.ever_answered(host):
+                    pass  # not armed: this probe cannot reach the host (ProxyJump, a firewall); ssh can
+                elif self._counter.record(host, answered, now):
                     self._lost.append(LostHost(host, address, port, self._counter.silent_for(host, now),
                                                self._counter.misses(host)))
                     return  # a lost host stays lost for this attempt

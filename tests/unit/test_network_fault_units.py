@@ -99,6 +99,18 @@ def test_host_watch_names_the_host_that_stopped_answering() -> None:
         watch.stop()
 
 
+def test_a_host_the_probe_never_reached_is_not_declared_lost() -> None:
+    # e.g. reached through a ProxyJump: ssh gets there, a direct TCP connect from here does not.
+    watch = HostWatch(["behind-jump"], probe=lambda *_: False, every_s=0.005, misses_to_lose=2,
+                      endpoint=lambda h: (h, 22))
+    watch.start()
+    try:
+        time.sleep(0.1)
+        assert watch.lost() is None
+    finally:
+        watch.stop()
+
+
 # -- the rank side: hvdjob's machine gone ---------------------------------------------------------
 
 

@@ -133,13 +133,15 @@ def _final_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
-@pytest.mark.parametrize("launcher", ["mpi", "gloo"])
+@pytest.mark.parametrize("launcher, restarts", [("mpi", 0), ("gloo", 0), ("mpi", 1)],
+                         ids=["mpirun", "horovodrun", "mpirun-restarts-1-no-spare-host"])
 def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
-    ns_hosts: HostCluster, tmp_path: Path, cut_guard: List[str], launcher: str
+    ns_hosts: HostCluster, tmp_path: Path, cut_guard: List[str], launcher: str, restarts: int
 ) -> None:
+    """With ``restarts: 1`` but no spare host, the job is not restarted on the hosts that are left."""
     job_file = tmp_path / "job.yaml"
     job_file.write_text(yaml.safe_dump({
-        "name": "cut", "framework": "torch", "script": str(SLEEPY), "launcher": launcher,
+        "name": "cut", "framework": "torch", "script": str(SLEEPY), "launcher": launcher, "restarts": restarts,
         "resources": {"hosts": ["hvdhost1:2", f"{CUT}:2"]},
     }))
     job = _start(tmp_path, job_file)
@@ -173,9 +175,16 @@ def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
 
         final = _final_line(job.stderr)
         assert code == 1, job.stdout[-2000:] + job.stderr[-2000:]
-        assert final.startswith("hvdjob: job failed: lost contact with host hvdhost2"), final
-        assert "ranks 2, 3 ran there" in final
-        assert "hvdhost1" not in final  # the healthy host is not blamed
+        if restarts:
+            assert re.search(r"^hvdjob: attempt 1 of 2 failed .*: job failed: lost contact with host hvdhost2: .*; "
+                             r"ranks 2, 3 ran there$", job.stdout, re.M), job.stdout[-2000:]
+            assert final == ("hvdjob: job failed: not restarted after attempt 1 of 2: cannot restart without hvdhost2 "
+                             "(lost): the other hosts have 2 slots for 4 ranks (left: hvdhost1:2); list a spare host "
+                             "in resources.hosts or lower resources.np"), final
+        else:
+            assert final.startswith("hvdjob: job failed: lost contact with host hvdhost2: no answer from "), final
+            assert final.endswith("; ranks 2, 3 ran there"), final
+            assert "hvdhost1" not in final  # the healthy host is not blamed
         assert "Traceback" not in job.stderr
         assert while_cut == {h: [] for h in ns_hosts.names}, f"job processes left while {CUT} is cut off: {while_cut}"
         result = json.loads(next((tmp_path / "runs" / "cut").glob("*/result.json")).read_text())
@@ -192,7 +201,7 @@ def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
         if run_id:
             kill_quietly(processes_of_run(run_id))
     assert left == {h: [] for h in ns_hosts.names}, f"left {time.monotonic() - up_at:.0f} s after the veth came back: {left}"
-    print(f"\n{launcher}: {CUT} cut off -> hvdjob ended {ended_s:.1f} s later (exit {code}); "
+    print(f"\n{launcher}, restarts: {restarts}: {CUT} cut off -> hvdjob ended {ended_s:.1f} s later (exit {code}); "
           f"the ranks and supervisors on {CUT} stopped {stopped_s:.1f} s after the cut (still cut off); "
           f"nothing but sshd on any host {settled_s:.1f} s after the veth came back")
 

@@ -7,7 +7,9 @@ and exit 75); a second Ctrl-C kills at once. Whatever happens, no process of the
 besides process groups, a final sweep kills any process carrying this run's ``HVDJOB_RUN_ID``
 (horovodrun and mpirun start ranks in sessions of their own). And when hvdjob itself is killed
 (``kill -9``, the OOM killer), the job ends within seconds without it: launcher processes get
-SIGTERM from the kernel, rank supervisors stop their ranks (see liveness.py).
+SIGTERM from the kernel, rank supervisors stop their ranks (see liveness.py). A remote host that drops
+off the network (no RST: everything to it stalls) is noticed by a probe of its ssh port within
+seconds and ends the attempt with a line naming it (see hostwatch.py).
 
 Elastic plans differ in two ways. A worker that dies is Horovod's business (the others carry on), so
 the job's outcome is horovodrun's exit code. And Horovod itself ends a worker it drops with SIGTERM,

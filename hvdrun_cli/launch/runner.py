@@ -4,7 +4,8 @@ A :class:`Launch` plans on construction and writes nothing, so ``--dry-run`` pri
 would run, and bad hosts or a bad layout fail before any file exists. :meth:`Launch.run` then, in
 this order: checks that every remote host of the plan answers (the reachability gate), creates the
 run directory (and points ``<run_root>/<name>/latest`` at it when it is the default place), writes
-``spec.json``, runs the attempts (a fresh plan per restart, each saved as ``plan.json``) under an
+``spec.json``, runs the attempts (a fresh plan per restart, each saved as ``plan.json``, leaving out
+hosts that dropped off the network when the others have the slots: spare_hosts.py) under an
 optional wall-clock limit that stops the job gracefully, and writes ``result.json``.
 
 Every call into the planner goes through :meth:`Launch._plan`, so a change in how plans are made

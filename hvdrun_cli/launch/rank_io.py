@@ -12,8 +12,8 @@ mpirun and srun:
 * under srun, turns ``SLURM_PROCID`` into Horovod's Gloo rank variables from the plan's layout file.
 Carriage-return updates (progress bars) are passed on as they come, as lines ending in ``\r``
 (see segments.py). The kernel kills the rank if the supervisor itself dies, and the supervisor
-stops its rank when hvdjob or the process that started it is gone (see liveness.py), so no rank
-is orphaned.
+stops its rank when hvdjob or the process that started it is gone (see liveness.py), or, on another
+host, when hvdjob's machine stops answering (see launcher_reach.py), so no rank is orphaned.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence
 from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
                                  exited_line, killed_line, rank_label, started_line)
 from hvdrun_cli.launch.affinity import bind_rank
+from hvdrun_cli.launch.launcher_reach import watch_launcher_reach
 from hvdrun_cli.launch.leftovers import end_leftovers
 from hvdrun_cli.launch.liveness import OrphanWatch, become_subreaper, set_parent_death_signal, stop_orphaned
 from hvdrun_cli.launch.segments import CarriageSplitter
@@ -137,6 +138,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
         os._exit(128 + signal.SIGTERM)  # it is stuck writing to a launcher that is gone
 
     watch = OrphanWatch(env, orphaned).start()
+    reach = watch_launcher_reach(env, orphaned)  # on another host: stop when cut off from hvdjob's machine
     emit((started_line(rank, child.pid, socket.gethostname()) + "\n").encode())
     assert child.stdout is not None
     pump_output(child.stdout.fileno(), prefix, write, exited=lambda: child.poll() is not None)
@@ -146,6 +148,8 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
         emit(f"hvdjob: rank {rank}: ended {len(left)} process(es) it left running (pid "
              f"{', '.join(map(str, left[:8]))}{', ...' if len(left) > 8 else ''})\n".encode())
     watch.stop()
+    if reach:
+        reach.stop()
     emit((describe_end(rank, returncode) + "\n").encode())
     return 128 - returncode if returncode < 0 else returncode
 

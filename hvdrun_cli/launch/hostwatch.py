@@ -32,6 +32,9 @@ from hvdrun_cli.launch.reach import MISSES_TO_LOSE, PROBE_EVERY_S, PROBE_TIMEOUT
 SSH_PORT = 22
 SSH_G_TIMEOUT_S = 5.0
 SSH_LAUNCHERS = ("mpi", "gloo")  # the launchers that start ranks on other hosts through ssh
+# One probing thread (and one ``ssh -G``) per host: beyond this many hosts only the first are watched.
+# Jobs that large run under a scheduler (srun: Slurm watches its nodes) rather than over ssh.
+MAX_WATCHED_HOSTS = 256
 
 Probe = Callable[[str, int, float], bool]
 
@@ -44,7 +47,8 @@ def watched_hosts(launcher: str, layout_hosts: Sequence[str], own_hostname: str)
     """
     if str(launcher) not in SSH_LAUNCHERS:
         return []
-    return [h for h in dict.fromkeys(layout_hosts) if not is_local_host(h, own_hostname)]
+    remote = [h for h in dict.fromkeys(layout_hosts) if not is_local_host(h, own_hostname)]
+    return remote[:MAX_WATCHED_HOSTS]
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,11 @@ def test_a_failure_without_a_lost_host_restarts_on_the_same_hosts(tmp_path) -> N
     launch._note_failure(JobResult(1, "job failed: lost contact with host n2", lost_hosts=("n2",)))
     with pytest.raises(LaunchError, match=r"^cannot restart without n2 \(lost\): the other hosts have 2 slots for 4"):
         launch._spec_without_lost_hosts()
+
+
+def test_a_huge_ssh_job_watches_only_its_first_hosts() -> None:
+    from hvdrun_cli.launch.hostwatch import MAX_WATCHED_HOSTS
+
+    hosts = [f"node{i}" for i in range(MAX_WATCHED_HOSTS + 50) for _ in range(8)]
+    watched = watched_hosts("mpi", hosts, "login")
+    assert watched == [f"node{i}" for i in range(MAX_WATCHED_HOSTS)]

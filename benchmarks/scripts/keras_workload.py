@@ -39,6 +39,9 @@ def train_dataset(data: Any, work: Workload, shards: int, index: int, batch_size
     return ds.batch(batch_size, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
 
 
+FIRST_STEPS = 5
+
+
 class StepClock(tf.keras.callbacks.Callback):
     """When the first batch began (the managed loop's definition: Keras traces its step in that batch),
     and when each batch ended, for the rate after the first steps."""
@@ -58,10 +61,13 @@ class StepClock(tf.keras.callbacks.Callback):
 
     def extra(self, work: Workload, samples_per_step: int) -> Dict[str, Any]:
         """summary.json fields: samples/s after ``work.steady_from_step`` steps (None: too few steps)."""
-        if not work.steady_from_step:
-            return {}
-        return {"steady_from_step": work.steady_from_step,
-                "steady_samples_per_sec": rate_after(self.marks, work.steady_from_step, samples_per_step)}
+        times = [self.first_step] + [t for _, t in self.marks] if self.first_step is not None else []
+        first = [round(b - a, 4) for a, b in zip(times, times[1:FIRST_STEPS + 1])]
+        extra: Dict[str, Any] = {"first_steps_s": first}  # where start-up ends: the first steps' durations
+        if work.steady_from_step:
+            extra.update(steady_from_step=work.steady_from_step,
+                         steady_samples_per_sec=rate_after(self.marks, work.steady_from_step, samples_per_step))
+        return extra
 
 
 def set_threads(intra: int, inter: int) -> None:

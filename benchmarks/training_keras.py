@@ -72,6 +72,18 @@ def steady_rate(sample: RunSample, from_step: int, samples_per_step: int) -> Opt
         return rate_after(train_marks(fh), from_step, samples_per_step)
 
 
+def launchers_used(runs: Iterable[RunSample]) -> str:
+    """Which launcher (and so data plane) hvdjob chose for these runs, from their plan.json."""
+    names = set()
+    for sample in runs:
+        try:
+            with open(os.path.join(sample.run_dir, "plan.json"), encoding="utf-8") as fh:
+                names.add(str(json.load(fh).get("launcher", "?")))
+        except (OSError, ValueError):
+            names.add("?")
+    return ", ".join(sorted(names))
+
+
 def optional_ratio_row(label: str, top: List[Optional[float]], bottom: List[Optional[float]]) -> tuple:
     pairs = [(a, b) for a, b in zip(top, bottom) if a is not None and b is not None]
     spread_ = ratio_spread([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
@@ -142,6 +154,8 @@ def run(ctx: SuiteContext) -> Section:
             "MWMS: TensorFlow's idiomatic path, model.fit under strategy.scope() with a DatasetCreator (per-worker "
             "shard, per-replica batch); collectives over gRPC on loopback; intra-op and inter-op pools of "
             f"{THREADS} thread, not bound to a CPU (hvdjob ranks: 1 intra-op, 2 inter-op threads, placed by hvdjob)",
+            "hvdjob's default launcher for these runs: "
+            + launchers_used(samples[MANAGED] + samples[HAND]) + " (mpi: Horovod's MPI operations)",
         ],
         raw={
             "samples_per_sec": thr,

@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import mwms
 from benchmarks.launch import BenchmarkFailed
-from benchmarks.training_keras import optional_ratio_row, train_marks
+from benchmarks.training_keras import launchers_used, optional_ratio_row, train_marks
 from hvdrun_cli.bench.stats import rate_after
 
 
@@ -102,3 +102,17 @@ def test_workers_that_finish_give_the_wall_time(tmp_path) -> None:
     logs = [str(tmp_path / "w0.log"), str(tmp_path / "w1.log")]
     timed = mwms.run_group([[sys.executable, "-c", "pass"]] * 2, [{}, {}], logs, timeout_s=60)
     assert timed.wall_s > 0 and timed.launch_unix_time <= time.time()
+
+
+def test_the_note_names_the_launcher_each_hvdjob_run_used(tmp_path) -> None:
+    from hvdrun_cli.bench.samples import RunSample
+
+    def sample(name: str, launcher: str) -> RunSample:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        if launcher:
+            (run_dir / "plan.json").write_text(json.dumps({"launcher": launcher}))
+        return RunSample(2, 0, 1.0, 0.0, 1.0, None, 1.0, str(run_dir))
+
+    assert launchers_used([sample("a", "mpi"), sample("b", "local"), sample("c", "mpi")]) == "local, mpi"
+    assert launchers_used([sample("d", "")]) == "?"

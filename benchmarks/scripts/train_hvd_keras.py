@@ -34,8 +34,9 @@ def main() -> None:
                         steps_per_epoch=work.steps, epochs=1, verbose=0,
                         callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), clock])
     end = time.time()
-    print(f"rank {hvd.rank()}: first step began {clock.first_step:.3f}, first steps took {clock.extra(work, 1)['first_steps_s']} s",
-          flush=True)  # in the rank's log: whether a slow first step is this rank's own or a wait for a peer
+    # In the rank's log: whether a slow first step is this rank's own or a wait for a peer.
+    print(f"rank {hvd.rank()}: first step began {clock.first_step:.3f}, "
+          f"first steps took {clock.extra(work, 1)['first_steps_s']} s", flush=True)
     if hvd.rank() == 0:
         per_step = work.batch_size * hvd.size()
         write_summary(args.out, work.steps * per_step, clock.first_step, end, hvd.size(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, rotate, spread_row
 from benchmarks.launch import SCRIPTS, job_env, timed, torchrun_argv
@@ -39,17 +39,20 @@ def managed_training() -> TrainSpec:
     return train
 
 
-def write_workload(ctx: SuiteContext, train: TrainSpec) -> str:
-    """The managed job's numbers for the hand-written loops (see scripts/workload.py)."""
+def write_workload(ctx: SuiteContext, train: TrainSpec, folder: str = "training",
+                   extra: Optional[Dict[str, Any]] = None) -> str:
+    """The managed job's numbers for the hand-written loops (see scripts/workload.py), in ``folder``."""
     workload = {
         "hidden": list(train.model_args.get("hidden", [64])),
         "data_args": dict(train.data_args),
         "batch_size": train.batch_size,
         "lr": train.lr,
+        "momentum": train.momentum,
         "seed": train.seed,
         "steps": ctx.steps,
+        **(extra or {}),
     }
-    path = ctx.path("training", "workload.json")
+    path = ctx.path(folder, "workload.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(workload, fh, indent=2)
     return path

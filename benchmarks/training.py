@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional
 
-from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, rotate, spread_row
+from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, run_rotating, spread_row
 from benchmarks.launch import SCRIPTS, job_env, timed, torchrun_argv
 from hvdrun_cli.bench.runner import BenchConfig, read_summary, run_once
 from hvdrun_cli.bench.samples import RunSample, sample_from_summary
@@ -88,20 +88,12 @@ def run(ctx: SuiteContext) -> Section:
                           repeats=ctx.repeats, steps=ctx.steps)
     hand = BenchConfig(spec_path=write_hand_spec(ctx, workload), nps=(NP,), out_dir=ctx.folder("training", "hand"),
                        repeats=ctx.repeats)
-    samples: Dict[str, List[RunSample]] = {v: [] for v in VARIANTS}
-    for repeat in range(ctx.repeats):
-        for variant in rotate(VARIANTS, repeat):
-            if variant == MANAGED:
-                sample = run_once(managed, NP, repeat)
-            elif variant == MANAGED_NP1:
-                sample = run_once(managed, 1, repeat)
-            elif variant == HAND:
-                sample = run_once(hand, NP, repeat)
-            else:
-                sample = run_ddp(ctx, workload, repeat)
-            samples[variant].append(sample)
-            ctx.say(f"training: repeat {repeat + 1}/{ctx.repeats}: {variant}: {sample.samples_per_sec:,.0f} samples/s, "
-                    f"first step {sample.time_to_first_step_s:.2f} s after launch")
+    samples: Dict[str, List[RunSample]] = run_rotating(ctx, "training", {
+        MANAGED: lambda repeat: run_once(managed, NP, repeat),
+        HAND: lambda repeat: run_once(hand, NP, repeat),
+        DDP: lambda repeat: run_ddp(ctx, workload, repeat),
+        MANAGED_NP1: lambda repeat: run_once(managed, 1, repeat),
+    })
     thr = {v: [s.samples_per_sec for s in samples[v]] for v in VARIANTS}
     efficiency = [scaling_efficiency(two, NP, one) for two, one in zip(thr[MANAGED], thr[MANAGED_NP1])]
     rows = [spread_row(v, "samples/s", thr[v], 0) for v in VARIANTS]
@@ -123,7 +115,7 @@ def run(ctx: SuiteContext) -> Section:
         notes=[
             f"one step = {batch} samples per rank; median time per step: "
             + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
-            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; a checkpoint at the end",
+            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; a checkpoint at the end (after the last step, so not in its samples/s)",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],
         raw={

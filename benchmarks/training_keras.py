@@ -15,7 +15,7 @@ import os
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from benchmarks import mwms
-from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, rotate, spread_row
+from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, run_rotating, spread_row
 from benchmarks.launch import SCRIPTS, TIMEOUT_S, job_env
 from benchmarks.training import JOB, managed_training, write_workload
 from hvdrun_cli.bench.runner import BenchConfig, read_summary, run_once
@@ -112,18 +112,11 @@ def run(ctx: SuiteContext) -> Section:
                           steps=ctx.steps, set_options=(FRAMEWORK,))
     hand = BenchConfig(spec_path=write_hand_spec(ctx, workload), nps=(NP,), out_dir=ctx.folder(KEY, "hand"),
                        repeats=ctx.repeats)
-    samples: Dict[str, List[RunSample]] = {v: [] for v in VARIANTS}
-    for repeat in range(ctx.repeats):
-        for variant in rotate(VARIANTS, repeat):
-            if variant == MANAGED:
-                sample = run_once(managed, NP, repeat)
-            elif variant == HAND:
-                sample = run_once(hand, NP, repeat)
-            else:
-                sample = run_mwms(ctx, workload, repeat)
-            samples[variant].append(sample)
-            ctx.say(f"{KEY}: repeat {repeat + 1}/{ctx.repeats}: {variant}: {sample.samples_per_sec:,.0f} samples/s, "
-                    f"first step {sample.time_to_first_step_s:.2f} s after launch")
+    samples: Dict[str, List[RunSample]] = run_rotating(ctx, KEY, {
+        MANAGED: lambda repeat: run_once(managed, NP, repeat),
+        HAND: lambda repeat: run_once(hand, NP, repeat),
+        MWMS: lambda repeat: run_mwms(ctx, workload, repeat),
+    })
     thr = {v: [s.samples_per_sec for s in samples[v]] for v in VARIANTS}
     per_step = train.batch_size * NP
     steady = {v: [steady_rate(s, warm, per_step) for s in samples[v]] for v in VARIANTS}

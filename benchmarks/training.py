@@ -115,7 +115,8 @@ def run(ctx: SuiteContext) -> Section:
         notes=[
             f"one step = {batch} samples per rank; median time per step: "
             + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
-            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; a checkpoint at the end (after the last step, so not in its samples/s)",
+            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; "
+            "a checkpoint at the end (after the last step, so not in its samples/s)",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],
         raw={

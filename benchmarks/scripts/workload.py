@@ -21,7 +21,7 @@ class Workload:
     lr: float
     seed: int
     steps: int
-    momentum: float = 0.0  # the managed job's SGD momentum (the Keras loops use it; see keras_workload.py)
+    momentum: float = 0.0  # the managed job's SGD momentum, used by every hand-written loop
     steady_from_step: int = 0  # Keras loops: also time steps after this many (past tracing); 0: not at all
 
     @staticmethod

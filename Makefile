@@ -56,7 +56,7 @@ unit:
 integration: setup-test
 	$(PY) -m pytest -ra -m "integration or slurm or multihost" $(PYTEST_ARGS)
 
-# The measured comparisons (launch time, throughput, scaling, allreduce bandwidth), under 10 minutes.
+# The measured comparisons (launch time, throughput torch and Keras, scaling, allreduce bandwidth, planning).
 bench: setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

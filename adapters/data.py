@@ -130,7 +130,7 @@ def load_data(spec: JobSpec) -> Any:
     args = dict(train.data_args)
     if plugins.is_reference(train.data):
         fn = plugins.resolve(train.data, "train.data", spec)
-        value = fn(**args)
+        value = plugins.call_checked(fn, (), args, "train.data_args", train.data)
         return as_array_data(value) or value
     if train.data not in BUILTIN:
         raise plugins.unknown_builtin("train.data", train.data, tuple(BUILTIN))

@@ -400,6 +400,7 @@ class Engine(StepDriver):
         The barrier matters: a launcher tears the job down when the first rank exits, which must
         not happen while rank 0 is still writing.
         """
+        self.reporter.training_ended()
         if self.last_saved != self.global_step:
             self.save()
         summary = self.summary(status)

@@ -68,7 +68,8 @@ def build_optimizer(spec: JobSpec, lr: float) -> Any:
     train = train_of(spec)
     args = dict(train.optimizer_args)
     if plugins.is_reference(train.optimizer):
-        return plugins.resolve(train.optimizer, "train.optimizer", spec)(lr=lr, **args)
+        fn = plugins.resolve(train.optimizer, "train.optimizer", spec)
+        return plugins.call_checked(fn, (), {"lr": lr, **args}, "train.optimizer_args", train.optimizer)
     name = train.optimizer.lower()
     if name not in _OPTIMIZER_ARGS:
         raise plugins.unknown_builtin("train.optimizer", train.optimizer, tuple(_OPTIMIZER_ARGS))

@@ -9,7 +9,7 @@ import importlib
 import inspect
 import os
 import sys
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from hvdrun_cli.errors import Problem, UserInputError
 from hvdrun_cli.spec.model import JobSpec, TrainSpec
@@ -59,7 +59,8 @@ def unknown_builtin(key: str, got: str, choices: "tuple[str, ...]") -> UserInput
                                   key=key, got=got))
 
 
-def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mapping[str, Any]) -> Any:
+def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mapping[str, Any],
+                 args_key: str = "train.model_args", reference: str = "the function") -> Any:
     """Call a user factory with ``args`` plus those ``offered`` values its signature accepts.
 
     A model function may take ``input_shape``/``num_classes`` or not; making every user function
@@ -71,7 +72,42 @@ def call_factory(fn: Callable[..., Any], offered: Mapping[str, Any], args: Mappi
         params = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     extra = {k: v for k, v in offered.items() if k not in args and (takes_any or k in params)}
-    return fn(**extra, **args)
+    return call_checked(fn, (), {**extra, **args}, args_key, reference)
+
+
+def call_checked(fn: Callable[..., Any], positional: Sequence[Any], kwargs: Mapping[str, Any], args_key: str,
+                 reference: str) -> Any:
+    """Call a user's function, refusing first (exit 2 naming the spec key) arguments it does not take
+    or leaves out, rather than a TypeError traceback from deep inside the rank. A TypeError raised
+    inside the function is the user's own and propagates with their traceback."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(*positional, **kwargs)  # a builtin or C function: nothing to check against
+    try:
+        inspect.Signature(list(params.values())).bind(*positional, **kwargs)
+    except TypeError:
+        raise UserInputError(_call_problems(params, len(positional), kwargs, args_key, reference)) from None
+    return fn(*positional, **kwargs)
+
+
+def _call_problems(params: Mapping[str, inspect.Parameter], given_positional: int, kwargs: Mapping[str, Any],
+                   args_key: str, reference: str) -> List[Problem]:
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    problems = [] if takes_any else [
+        Problem(f"{reference} takes no argument {k!r} (it takes: {', '.join(named) or 'none'})", key=f"{args_key}.{k}")
+        for k in kwargs if k not in params]
+    missing = [n for n, p in list(params.items())[given_positional:]
+               if p.default is p.empty and n not in kwargs and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        problems.append(Problem(f"{reference} needs {', '.join(map(repr, missing))}; give it in {args_key}",
+                                key=args_key))
+    if not problems:
+        problems.append(Problem(f"{reference} cannot be called as hvdjob calls it "
+                                f"({given_positional} positional, keywords {', '.join(sorted(kwargs)) or 'none'})",
+                                key=args_key))
+    return problems
 
 
 def check_args(kind: str, name: str, args: Mapping[str, Any], valid: "tuple[str, ...] | list[str]") -> None:
@@ -101,7 +137,7 @@ def build_model(
         fn = resolve(train.model, "train.model", spec)
         if "num_classes" not in args and _accepts(fn, "num_classes"):
             args["num_classes"] = num_classes()
-        model = call_factory(fn, {"input_shape": input_shape}, args)
+        model = call_factory(fn, {"input_shape": input_shape}, args, "train.model_args", train.model)
         if not isinstance(model, model_type):
             raise UserInputError(Problem(f"model function must return a {type_name}", key="train.model",
                                          got=type(model).__name__))

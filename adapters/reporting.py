@@ -40,6 +40,7 @@ class Reporter:
         self.summary_path = os.path.join(ctx.run_dir, SUMMARY_FILE)
         self.train_start = time.time()
         self.first_step_unix_time: Optional[float] = None
+        self.train_end: Optional[float] = None  # the last step's end, before the final checkpoint
         self._mark_time = self.train_start
         self._mark_samples = 0
         self._mark_step: Optional[int] = None
@@ -59,6 +60,11 @@ class Reporter:
             self.first_step_unix_time = time.time()
             self._mark_time = self.first_step_unix_time
             self.train_start = self.first_step_unix_time
+
+    def training_ended(self) -> None:
+        """Call when the last training step is done: the final checkpoint, summary and barrier that
+        follow are not training, so the summary's throughput (train_time_s) stops here."""
+        self.train_end = time.time()
 
     def _append(self, record: Mapping[str, Any]) -> None:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
@@ -117,7 +123,7 @@ class Reporter:
                 checkpoint: Optional[str], extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """Build the end-of-run summary (same dict on every rank); rank 0 writes it atomically."""
         now = time.time()
-        train_time = max(now - self.train_start, 1e-9) if self.first_step_unix_time else 0.0
+        train_time = max((self.train_end or now) - self.train_start, 1e-9) if self.first_step_unix_time else 0.0
         result = Summary(
             framework=framework, status=status, world_size=self.ctx.size, attempt=self.ctx.attempt, steps=steps,
             epochs=_round(epochs_done, 4), samples=samples, train_loss=_round(train_loss),

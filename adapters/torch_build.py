@@ -84,7 +84,7 @@ def build_optimizer(spec: JobSpec, model: nn.Module, lr: float) -> torch.optim.O
     params = model.parameters()
     if plugins.is_reference(train.optimizer):
         fn = plugins.resolve(train.optimizer, "train.optimizer", spec)
-        return fn(params, lr=lr, **args)
+        return plugins.call_checked(fn, (params,), {"lr": lr, **args}, "train.optimizer_args", train.optimizer)
     name = train.optimizer.lower()
     if name not in _OPTIMIZER_ARGS:
         raise plugins.unknown_builtin("train.optimizer", train.optimizer, tuple(_OPTIMIZER_ARGS))

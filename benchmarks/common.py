@@ -65,6 +65,20 @@ def rotate(items: Sequence[T], repeat: int) -> List[T]:
     return list(items[shift:]) + list(items[:shift])
 
 
+def run_rotating(ctx: "SuiteContext", key: str, runners: Dict[str, Callable[[int], Any]]) -> Dict[str, List[Any]]:
+    """Every variant once per repeat, in :func:`rotate` order; ``runners[variant](repeat)`` returns a
+    sample with ``samples_per_sec`` and ``time_to_first_step_s``, reported as it comes."""
+    variants = list(runners)
+    samples: Dict[str, List[Any]] = {v: [] for v in variants}
+    for repeat in range(ctx.repeats):
+        for variant in rotate(variants, repeat):
+            sample = runners[variant](repeat)
+            samples[variant].append(sample)
+            ctx.say(f"{key}: repeat {repeat + 1}/{ctx.repeats}: {variant}: {sample.samples_per_sec:,.0f} samples/s, "
+                    f"first step {sample.time_to_first_step_s:.2f} s after launch")
+    return samples
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 

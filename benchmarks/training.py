@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
-from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, rotate, spread_row
+from benchmarks.common import MEASURE_HEADERS, Section, SuiteContext, ratio_row, run_rotating, spread_row
 from benchmarks.launch import SCRIPTS, job_env, timed, torchrun_argv
 from hvdrun_cli.bench.runner import BenchConfig, read_summary, run_once
 from hvdrun_cli.bench.samples import RunSample, sample_from_summary
@@ -39,17 +39,20 @@ def managed_training() -> TrainSpec:
     return train
 
 
-def write_workload(ctx: SuiteContext, train: TrainSpec) -> str:
-    """The managed job's numbers for the hand-written loops (see scripts/workload.py)."""
+def write_workload(ctx: SuiteContext, train: TrainSpec, folder: str = "training",
+                   extra: Optional[Dict[str, Any]] = None) -> str:
+    """The managed job's numbers for the hand-written loops (see scripts/workload.py), in ``folder``."""
     workload = {
         "hidden": list(train.model_args.get("hidden", [64])),
         "data_args": dict(train.data_args),
         "batch_size": train.batch_size,
         "lr": train.lr,
+        "momentum": train.momentum,
         "seed": train.seed,
         "steps": ctx.steps,
+        **(extra or {}),
     }
-    path = ctx.path("training", "workload.json")
+    path = ctx.path(folder, "workload.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(workload, fh, indent=2)
     return path
@@ -85,20 +88,12 @@ def run(ctx: SuiteContext) -> Section:
                           repeats=ctx.repeats, steps=ctx.steps)
     hand = BenchConfig(spec_path=write_hand_spec(ctx, workload), nps=(NP,), out_dir=ctx.folder("training", "hand"),
                        repeats=ctx.repeats)
-    samples: Dict[str, List[RunSample]] = {v: [] for v in VARIANTS}
-    for repeat in range(ctx.repeats):
-        for variant in rotate(VARIANTS, repeat):
-            if variant == MANAGED:
-                sample = run_once(managed, NP, repeat)
-            elif variant == MANAGED_NP1:
-                sample = run_once(managed, 1, repeat)
-            elif variant == HAND:
-                sample = run_once(hand, NP, repeat)
-            else:
-                sample = run_ddp(ctx, workload, repeat)
-            samples[variant].append(sample)
-            ctx.say(f"training: repeat {repeat + 1}/{ctx.repeats}: {variant}: {sample.samples_per_sec:,.0f} samples/s, "
-                    f"first step {sample.time_to_first_step_s:.2f} s after launch")
+    samples: Dict[str, List[RunSample]] = run_rotating(ctx, "training", {
+        MANAGED: lambda repeat: run_once(managed, NP, repeat),
+        HAND: lambda repeat: run_once(hand, NP, repeat),
+        DDP: lambda repeat: run_ddp(ctx, workload, repeat),
+        MANAGED_NP1: lambda repeat: run_once(managed, 1, repeat),
+    })
     thr = {v: [s.samples_per_sec for s in samples[v]] for v in VARIANTS}
     efficiency = [scaling_efficiency(two, NP, one) for two, one in zip(thr[MANAGED], thr[MANAGED_NP1])]
     rows = [spread_row(v, "samples/s", thr[v], 0) for v in VARIANTS]
@@ -120,7 +115,8 @@ def run(ctx: SuiteContext) -> Section:
         notes=[
             f"one step = {batch} samples per rank; median time per step: "
             + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
-            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; a checkpoint at the end",
+            "managed loop per step: metric sums and lr update; a stop-flag allreduce every 10 steps; "
+            "a checkpoint at the end (after the last step, so not in its samples/s)",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],
         raw={

@@ -35,6 +35,9 @@ EXIT_STOPPED = 75
 ENV_SPEC = "HVDJOB_SPEC"  # path of the resolved spec JSON every rank reads
 ENV_RUN_DIR = "HVDJOB_RUN_DIR"  # this attempt's run directory
 ENV_RUN_ID = "HVDJOB_RUN_ID"  # marks every process of one run (the final sweep finds them by it)
+# "ADDRESS:PORT" of hvdjob's machine as the job's other hosts reach it: a rank supervisor there stops
+# its rank when that machine stops answering (the host was cut off from the job; launcher_reach.py).
+ENV_LAUNCHER_REACH = "HVDJOB_LAUNCHER_REACH"
 ENV_ATTEMPT = "HVDJOB_ATTEMPT"  # 0 for the first attempt, +1 per automatic restart
 ENV_THREADS_PER_RANK = "HVDJOB_THREADS_PER_RANK"  # the launcher's thread-pool size for each rank
 ENV_GLOO_LAYOUT = "HVDJOB_GLOO_LAYOUT"  # srun: the layout file each task reads its slot from

@@ -29,7 +29,7 @@ def main() -> None:
     data = work.data()
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     model = DistributedDataParallel(work.model(data))
-    optimizer = torch.optim.SGD(model.parameters(), lr=work.lr * size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=work.lr * size, momentum=work.momentum)
     sampler = DistributedSampler(range(len(x)), num_replicas=size, rank=rank, shuffle=True, seed=work.seed)
     step, epoch, samples, first_step = 0, 0, 0, None
     while step < work.steps:

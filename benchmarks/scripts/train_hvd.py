@@ -26,7 +26,8 @@ def main() -> None:
     data = work.data()
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     model = work.model(data)
-    optimizer = hvd.DistributedOptimizer(torch.optim.SGD(model.parameters(), lr=work.lr * hvd.size()),
+    sgd = torch.optim.SGD(model.parameters(), lr=work.lr * hvd.size(), momentum=work.momentum)
+    optimizer = hvd.DistributedOptimizer(sgd,
                                          named_parameters=model.named_parameters())
     hvd.broadcast_parameters(model.state_dict(), root_rank=0)
     sampler = DistributedSampler(range(len(x)), num_replicas=hvd.size(), rank=hvd.rank(), shuffle=True,

@@ -1,7 +1,7 @@
 """The training workload shared by the hand-written loops, read from a JSON file the suite writes.
 
 The suite resolves jobs/bench-synthetic.yaml once and hands its numbers (model size, data, batch
-size, lr, seed, steps) to every variant, so the managed run and the hand-written loops train the
+size, lr, momentum, seed, steps) to every variant, so the managed run and the hand-written loops train the
 same model on the same data; the model and data builders are the very functions hvdjob uses.
 """
 import json
@@ -21,13 +21,16 @@ class Workload:
     lr: float
     seed: int
     steps: int
+    momentum: float = 0.0  # the managed job's SGD momentum, used by every hand-written loop
+    steady_from_step: int = 0  # Keras loops: also time steps after this many (past tracing); 0: not at all
 
     @staticmethod
     def load(path: str) -> "Workload":
         with open(path, encoding="utf-8") as fh:
             raw = json.load(fh)
         return Workload(tuple(raw["hidden"]), dict(raw["data_args"]), int(raw["batch_size"]), float(raw["lr"]),
-                        int(raw["seed"]), int(raw["steps"]))
+                        int(raw["seed"]), int(raw["steps"]), float(raw.get("momentum", 0.0)),
+                        int(raw.get("steady_from_step", 0)))
 
     def data(self) -> ArrayData:
         return synthetic(seed=self.seed, **self.data_args)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,16 @@ def scaling_efficiency(throughput: float, np: int, base_throughput: float, base_
     if base_throughput <= 0:
         raise ValueError("base throughput must be positive")
     return float(throughput) / ((np / base_np) * float(base_throughput))
+
+
+def rate_after(marks: Sequence[Tuple[int, float]], from_step: int, samples_per_step: float) -> Optional[float]:
+    """Samples/s from the end of step ``from_step`` to the last mark; None when no steps follow it.
+
+    ``marks`` are (steps done, unix time) pairs in order. Keras traces its step function during the
+    first step, which can dwarf a short run's training; this rate leaves that start-up out.
+    """
+    start = next(((step, t) for step, t in marks if step >= from_step), None)
+    if start is None or not marks or marks[-1][0] <= start[0] or marks[-1][1] <= start[1]:
+        return None
+    end = marks[-1]
+    return (end[0] - start[0]) * samples_per_step / (end[1] - start[1])

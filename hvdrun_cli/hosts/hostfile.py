@@ -16,6 +16,7 @@ machinefile form and add one slot each. ``-H a:2,b`` and the spec's ``resources.
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hvdrun_cli.errors import HostfileError, Problem
@@ -108,8 +109,30 @@ def _issue_problem(issue: _Issue, **where: Any) -> Problem:
     return Problem(message, got=got, **where)
 
 
+_last_parsed: Dict[Tuple[str, int, int, int, int], Tuple[Host, ...]] = {}
+
+
 def parse_hostfile(path: str) -> Tuple[Host, ...]:
-    """Hosts listed in ``path``, in file order; HostfileError lists every bad line."""
+    """Hosts listed in ``path``, in file order; HostfileError lists every bad line.
+
+    The file is read once per process while it is unchanged (same inode, size and mtime): validation
+    and the plan both read it, and a 20,000-host file takes a good part of a second to check."""
+    try:
+        st = os.stat(path)
+        key: Optional[Tuple[str, int, int, int, int]] = (os.path.abspath(path), st.st_ino, st.st_size,
+                                                         st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        key = None  # _read_text reports it, with the file named
+    if key is not None and key in _last_parsed:
+        return _last_parsed[key]
+    hosts = _parse_hostfile(path)
+    if key is not None:
+        _last_parsed.clear()
+        _last_parsed[key] = hosts
+    return hosts
+
+
+def _parse_hostfile(path: str) -> Tuple[Host, ...]:
     text = _read_text(path)
     slots: Dict[str, int] = {}  # folded name -> slots so far
     names: Dict[str, str] = {}  # folded name -> the first spelling

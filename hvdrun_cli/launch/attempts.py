@@ -4,7 +4,9 @@ Each attempt gets a fresh plan (new rendezvous port, ``HVDJOB_ATTEMPT`` = attemp
 same run directory, so rank logs and metrics continue where the failed attempt stopped. A job stopped
 on purpose (Ctrl-C, SIGTERM, Slurm's warning signal) is never restarted, and neither is one whose
 ranks rejected their input (exit 2: a bad spec or an unusable checkpoint directory fails the same
-way every time). A stop signal that arrives between two attempts ends the job there.
+way every time). A stop signal that arrives between two attempts ends the job there, and so does a
+restart that cannot be planned (a host down, too few slots once a lost host is left out): the last
+failure is then the job's outcome, with the reason it was not restarted.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
+from hvdrun_cli.errors import LaunchError
 from hvdrun_cli.launch.execute import EXIT_PREEMPTED, Execution, JobResult
 from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
@@ -62,17 +65,27 @@ def run_attempts(
     observers: Sequence[LineObserver] = (),
     view: Optional[TerminalOptions] = None,
     resumes: bool = False,
+    on_failure: Optional[Callable[[JobResult], None]] = None,
 ) -> JobResult:
     """Run attempts until one needs no restart; ``on_execution`` sees each attempt's execution first.
 
     ``view``: what the terminal shows (ranks, folding); ``resumes``: ranks resume from hvdjob's
-    checkpoints (managed training), which is what the relaunch message then says.
+    checkpoints (managed training), which is what the relaunch message then says; ``on_failure`` hears
+    each failed attempt that will be restarted, before the next plan is made (e.g. to leave a lost host out).
     """
     attempt = 0
     failures: List[JobResult] = []
     with _GapSignals() as gap:
         while True:
-            plan = plan_for_attempt(attempt)
+            try:
+                plan = plan_for_attempt(attempt)
+            except LaunchError as exc:
+                if not failures:
+                    raise  # nothing ran yet: the caller reports it as a launch error
+                # No restart possible (a host down, too few slots without a lost host): the last failure,
+                # already reported in full above, stands, with why it was not restarted.
+                return dataclasses.replace(failures[-1], tail=(), secondary=(), message=(
+                    f"job failed: not restarted after attempt {attempt} of {max_restarts + 1}: {exc}"))
             if on_plan:
                 on_plan(plan)
             execution = Execution(plan, terminal=terminal, quiet=quiet, progress_timeout_s=progress_timeout_s,
@@ -94,6 +107,8 @@ def run_attempts(
                 return _final(result, attempt, max_restarts)
             _report_failure(terminal, result, attempt, max_restarts)
             failures.append(result)
+            if on_failure:
+                on_failure(result)
             attempt += 1
             time.sleep(RESTART_PAUSE_S)
             if gap.received is not None:

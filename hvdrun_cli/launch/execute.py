@@ -7,7 +7,9 @@ and exit 75); a second Ctrl-C kills at once. Whatever happens, no process of the
 besides process groups, a final sweep kills any process carrying this run's ``HVDJOB_RUN_ID``
 (horovodrun and mpirun start ranks in sessions of their own). And when hvdjob itself is killed
 (``kill -9``, the OOM killer), the job ends within seconds without it: launcher processes get
-SIGTERM from the kernel, rank supervisors stop their ranks (see liveness.py).
+SIGTERM from the kernel, rank supervisors stop their ranks (see liveness.py). A remote host that drops
+off the network (no RST: everything to it stalls) is noticed by a probe of its ssh port within
+seconds and ends the attempt with a line naming it (see hostwatch.py).
 
 Elastic plans differ in two ways. A worker that dies is Horovod's business (the others carry on), so
 the job's outcome is horovodrun's exit code. And Horovod itself ends a worker it drops with SIGTERM,
@@ -26,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
+from hvdrun_cli.contract import EXIT_FAILED
 from hvdrun_cli.launch.elastic import ELASTIC_LAUNCHER
+from hvdrun_cli.launch.hostwatch import HostWatch, LostHost, watched_hosts
 from hvdrun_cli.launch.liveness import die_with, launcher_identity_env
 from hvdrun_cli.files import write_text_atomic
 from hvdrun_cli.launch.output import EXIT_CHECKPOINTED, OutputRouter, RankEnd, pump
@@ -56,6 +60,7 @@ class JobResult:
     failed_at: Optional[float] = None  # time.monotonic() when the failure was noticed
     ended_at: Optional[float] = None  # time.monotonic() when the last process of the attempt was gone
     secondary: Tuple[str, ...] = ()  # other ranks' ends that followed the failure, one line each
+    lost_hosts: Tuple[str, ...] = ()  # hosts that dropped off the network during the attempt
 
     @property
     def ok(self) -> bool:
@@ -79,6 +84,7 @@ class _State:
     failure_at: Optional[float] = None
     failure_seen_at: Optional[float] = None  # a failure was seen, but may be a consequence
     stall: Optional[Stall] = None
+    lost: Optional[LostHost] = None
     forward_queue: List[Tuple[int, int]] = field(default_factory=list)  # (received, forwarded)
     noted_ends: int = 0
 
@@ -104,6 +110,7 @@ class Execution:
         self._rendezvous: Optional[Rendezvous] = None
         self._elastic = plan.launcher == ELASTIC_LAUNCHER
         self._watchdog: Optional[ProgressWatchdog] = None
+        self._host_watch: Optional[HostWatch] = None
 
     # -- public -------------------------------------------------------------------------------
     def run(self) -> JobResult:
@@ -116,12 +123,15 @@ class Execution:
             self._write_files()
             self._start_rendezvous()
             self._spawn_all()
+            self._start_host_watch()
             if self._progress_timeout_s:
                 self._watchdog = ProgressWatchdog(
                     self._progress_timeout_s, self.router, socket.gethostname(), time.monotonic()
                 )
             result = self._watch()
         finally:
+            if self._host_watch:
+                self._host_watch.stop()
             self._stop_everything()
             ended_at = time.monotonic()
             self._restore_signal_handlers(previous)
@@ -142,6 +152,7 @@ class Execution:
             failed_at=self._state.failure_at,
             ended_at=ended_at,
             secondary=result.secondary,
+            lost_hosts=result.lost_hosts,
         )
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
@@ -186,6 +197,12 @@ class Execution:
             thread.start()
             self._threads.append(thread)
 
+    def _start_host_watch(self) -> None:
+        """Watch the other hosts ranks run on, so one that drops off the network ends the job in seconds."""
+        hosts = watched_hosts(self.plan.launcher, [s.hostname for s in self.plan.layout], socket.gethostname())
+        if hosts:
+            self._host_watch = HostWatch(hosts).start()
+
     # -- watching -----------------------------------------------------------------------------
     def _watch(self) -> JobResult:
         st = self._state
@@ -213,6 +230,13 @@ class Execution:
                 self._signal_all(signal.SIGKILL)
             if st.stop_requested_at is not None and (st.kill_now or now - st.stop_requested_at > STOP_GRACE_S):
                 self._signal_all(signal.SIGKILL)
+            lost = self._host_watch.lost() if self._host_watch and st.failure is None else None
+            if lost and st.stop_signal is None:
+                ranks = self._ranks_on(lost.name)
+                self.router.note(f"hvdjob: {lost.describe()}; stopping the job")
+                st.lost, st.failure_at = lost, now
+                st.failure = RankEnd(ranks[0] if ranks else -1, EXIT_FAILED, None, now)
+                self._signal_all(signal.SIGTERM)
             stall = self._watchdog.check(now) if self._watchdog and st.failure is None else None
             if stall and st.stop_signal is None:
                 self.router.note(f"hvdjob: {stall.describe()}; stopping the job")
@@ -254,8 +278,17 @@ class Execution:
                 return RankEnd(rank, code, None, time.monotonic())
         return None
 
+    def _ranks_on(self, host: str) -> List[int]:
+        return [slot.rank for slot in self.plan.layout if slot.hostname == host]
+
     def _result(self, codes: List[Optional[int]]) -> JobResult:
         st = self._state
+        if st.lost is not None:
+            ranks = self._ranks_on(st.lost.name)
+            lost = tuple(h.name for h in self._host_watch.all_lost()) if self._host_watch else (st.lost.name,)
+            which = ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
+            return JobResult(EXIT_FAILED, f"job failed: {st.lost.describe()}; {which} ran there",
+                             ranks[0] if ranks else None, lost_hosts=lost)
         if st.stall is not None:
             rank = st.stall.ranks[0]
             tail = tuple(self.router.tail(rank))

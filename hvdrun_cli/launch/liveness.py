@@ -36,6 +36,7 @@ ENV_PIDNS = "HVDJOB_LAUNCHER_PIDNS"  # inode of /proc/self/ns/pid: which pid num
 POLL_S = 0.5
 GRACE_S = 5.0  # between SIGTERM (checkpoint and stop) and SIGKILL of an orphaned rank
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 try:  # resolved once in the parent: nothing is loaded between fork and exec
     _prctl: Optional[Callable[..., int]] = ctypes.CDLL(None, use_errno=True).prctl
@@ -48,6 +49,14 @@ def set_parent_death_signal(signum: int) -> bool:
     if _prctl is None:
         return False
     return _prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants are reparented to this process instead of init (Linux), so it can find
+    and end what a rank left running (see leftovers.py)."""
+    if _prctl is None:
+        return False
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def die_with(parent_pid: int, signum: int = signal.SIGTERM) -> Callable[[], None]:

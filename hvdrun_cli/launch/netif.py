@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
+import itertools
 import socket
 import struct
 from typing import Callable, Iterable, Optional
@@ -57,11 +58,17 @@ def interface_with_address(address: str) -> Optional[str]:
     return None
 
 
+PEERS_TRIED = 16
+
+
 def address_for_peers(
     peers: Iterable[str], resolve: Callable[[str], str] = socket.gethostbyname
 ) -> Optional[str]:
-    """This host's address on the route to the first peer that resolves to a non-loopback address."""
-    for peer in peers:
+    """This host's address on the route to the first peer that resolves to a non-loopback address.
+
+    Only the first ``PEERS_TRIED`` peers are tried: the route is the same for the nodes of one
+    cluster, and a 20,000-host list of names that do not resolve here would cost a lookup each."""
+    for peer in itertools.islice(peers, PEERS_TRIED):
         try:
             peer_address = resolve(peer)
         except OSError:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Mapping, Optional, Tuple
 
-from hvdrun_cli.contract import ENV_GLOO_VIA_HOROVODRUN, SPEC_FILE
+from hvdrun_cli.contract import ENV_GLOO_VIA_HOROVODRUN, ENV_LAUNCHER_REACH, SPEC_FILE
 from hvdrun_cli.errors import LaunchError, LayoutError, Problem
 from hvdrun_cli.hosts import (
     Host,
@@ -180,6 +180,23 @@ def rendezvous_bind_address(decision: Decision, spec: JobSpec) -> Optional[str]:
     return None
 
 
+LAUNCHER_REACH_PORT = 22  # probed on hvdjob's machine by remote supervisors: accepted or refused, it answers
+
+
+def launcher_reach(decision: Decision, spec: JobSpec) -> Optional[str]:
+    """``ADDRESS:PORT`` the remote rank supervisors probe hvdjob's machine at (launcher_reach.py), for
+    ssh launchers with ranks on other hosts; None when no address towards them can be told."""
+    if decision.local or decision.kind not in (LauncherKind.MPI, LauncherKind.GLOO):
+        return None
+    nics = spec.horovod.network_interfaces
+    try:
+        address = (interface_address(nics[0]) if nics else None) or routable_address(
+            [h.name for h in decision.source.hosts])
+    except LaunchError:
+        return None
+    return f"{address}:{LAUNCHER_REACH_PORT}"
+
+
 def make_plan(
     spec: JobSpec,
     *,
@@ -191,6 +208,7 @@ def make_plan(
     rendezvous_port: Optional[int] = None,
     rendezvous_addr: Optional[str] = None,
     decision: Optional[Decision] = None,
+    reach: Optional[str] = None,
 ) -> LaunchPlan:
     if spec.elastic is not None:
         return _elastic_plan(spec, tools=tools, run_dir=run_dir, run_id=run_id, attempt=attempt)
@@ -220,6 +238,8 @@ def make_plan(
             env[GPUS_PER_RANK_ENV] = str(spec.resources.gpus_per_rank)
     if decision.data_plane is not None:
         env.update(mpi_data_plane_env())
+    if reach:
+        env[ENV_LAUNCHER_REACH] = reach
     inputs = PlanInputs(
         spec=spec,
         hosts=source.hosts,

@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 from hvdrun_cli.contract import RESULT_FILE
 from hvdrun_cli.launch.execute import JobResult
 from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.planner import decide, make_plan, rendezvous_bind_address
+from hvdrun_cli.launch.planner import decide, launcher_reach, make_plan, rendezvous_bind_address
 from hvdrun_cli.launch.rendezvous import reserve_port
 from hvdrun_cli.files import write_json_atomic
 from hvdrun_cli.launch.tools import Tools, probe_tools
@@ -42,6 +42,7 @@ def plan_here(
         rendezvous_port=reserve_port(addr) if addr else None,
         rendezvous_addr=addr,
         decision=decision,
+        reach=launcher_reach(decision, spec),
     )
 
 

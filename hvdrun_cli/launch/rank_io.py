@@ -12,8 +12,8 @@ mpirun and srun:
 * under srun, turns ``SLURM_PROCID`` into Horovod's Gloo rank variables from the plan's layout file.
 Carriage-return updates (progress bars) are passed on as they come, as lines ending in ``\r``
 (see segments.py). The kernel kills the rank if the supervisor itself dies, and the supervisor
-stops its rank when hvdjob or the process that started it is gone (see liveness.py), so no rank
-is orphaned.
+stops its rank when hvdjob or the process that started it is gone (see liveness.py), or, on another
+host, when hvdjob's machine stops answering (see launcher_reach.py), so no rank is orphaned.
 """
 from __future__ import annotations
 
@@ -29,11 +29,15 @@ from typing import BinaryIO, Callable, Dict, List, Mapping, Optional, Sequence
 from hvdrun_cli.contract import (ENV_GLOO_LAYOUT, RANK_VARIABLES, could_not_start_line, decode_layout_slot,
                                  exited_line, killed_line, rank_label, started_line)
 from hvdrun_cli.launch.affinity import bind_rank
-from hvdrun_cli.launch.liveness import OrphanWatch, set_parent_death_signal, stop_orphaned
+from hvdrun_cli.launch.launcher_reach import watch_launcher_reach
+from hvdrun_cli.launch.leftovers import end_leftovers
+from hvdrun_cli.launch.liveness import OrphanWatch, become_subreaper, set_parent_death_signal, stop_orphaned
 from hvdrun_cli.launch.segments import CarriageSplitter
 from hvdrun_cli.launch.netif import interface_towards
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+EXIT_POLL_S = 0.25  # how often the output pump checks whether the rank has exited
+DRAIN_S = 1.0  # after the rank's exit, output still read from processes it left behind
 
 
 def detect_rank(environ: Mapping[str, str]) -> str:
@@ -104,6 +108,7 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
     def emit(data: bytes) -> None:
         write(prefix + data)
 
+    become_subreaper()  # what the rank leaves running becomes ours to end (leftovers.py)
     try:
         child = subprocess.Popen(
             list(command),
@@ -133,22 +138,40 @@ def run(command: Sequence[str], environ: Optional[Mapping[str, str]] = None) -> 
         os._exit(128 + signal.SIGTERM)  # it is stuck writing to a launcher that is gone
 
     watch = OrphanWatch(env, orphaned).start()
+    reach = watch_launcher_reach(env, orphaned)  # on another host: stop when cut off from hvdjob's machine
     emit((started_line(rank, child.pid, socket.gethostname()) + "\n").encode())
     assert child.stdout is not None
-    pump_output(child.stdout.fileno(), prefix, write)
+    pump_output(child.stdout.fileno(), prefix, write, exited=lambda: child.poll() is not None)
     returncode = child.wait()
+    left = end_leftovers()
+    if left:
+        emit(f"hvdjob: rank {rank}: ended {len(left)} process(es) it left running (pid "
+             f"{', '.join(map(str, left[:8]))}{', ...' if len(left) > 8 else ''})\n".encode())
     watch.stop()
+    if reach:
+        reach.stop()
     emit((describe_end(rank, returncode) + "\n").encode())
     return 128 - returncode if returncode < 0 else returncode
 
 
-def pump_output(fd: int, prefix: bytes, emit_raw: Callable[[bytes], None]) -> None:
-    """Copy the rank's output to ours, prefixed: finished lines end in ``\\n``, live updates in ``\\r\\n``."""
+def pump_output(fd: int, prefix: bytes, emit_raw: Callable[[bytes], None],
+                exited: Optional[Callable[[], bool]] = None) -> None:
+    """Copy the rank's output to ours, prefixed: finished lines end in ``\\n``, live updates in ``\\r\\n``.
+
+    Ends at end-of-file, or, once ``exited()`` says the rank is gone, when the pipe has been quiet
+    for a moment (at most ``DRAIN_S`` after the exit): a process the rank started may hold the
+    pipe open for ever (see leftovers.py)."""
     splitter = CarriageSplitter()
+    drain_until: Optional[float] = None
     while True:
-        timeout = splitter.due_in(time.monotonic())
+        due = splitter.due_in(time.monotonic())
+        timeout = due if exited is None else min(EXIT_POLL_S, EXIT_POLL_S if due is None else due)
         ready, _, _ = select.select([fd], [], [], timeout)
         now = time.monotonic()
+        if drain_until is not None and (not ready or now >= drain_until):
+            break  # quiet since a select that began after the exit was seen: all the rank wrote is read
+        if exited is not None and drain_until is None and exited():
+            drain_until = now + DRAIN_S
         if ready:
             data = os.read(fd, 65536)
             if not data:

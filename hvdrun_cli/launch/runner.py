@@ -4,7 +4,8 @@ A :class:`Launch` plans on construction and writes nothing, so ``--dry-run`` pri
 would run, and bad hosts or a bad layout fail before any file exists. :meth:`Launch.run` then, in
 this order: checks that every remote host of the plan answers (the reachability gate), creates the
 run directory (and points ``<run_root>/<name>/latest`` at it when it is the default place), writes
-``spec.json``, runs the attempts (a fresh plan per restart, each saved as ``plan.json``) under an
+``spec.json``, runs the attempts (a fresh plan per restart, each saved as ``plan.json``, leaving out
+hosts that dropped off the network when the others have the slots: spare_hosts.py) under an
 optional wall-clock limit that stops the job gracefully, and writes ``result.json``.
 
 Every call into the planner goes through :meth:`Launch._plan`, so a change in how plans are made
@@ -12,6 +13,7 @@ touches one line here.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -25,10 +27,11 @@ from hvdrun_cli.launch.attempts import run_attempts
 from hvdrun_cli.launch.execute import Execution, JobResult
 from hvdrun_cli.launch.output import LineObserver
 from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.planner import SPEC_JSON
+from hvdrun_cli.launch.planner import SPEC_JSON, resolve_hosts
 from hvdrun_cli.launch.prepare import plan_here, write_result
 from hvdrun_cli.launch.terminal import TerminalOptions
 from hvdrun_cli.launch.rundir import create_run_dir, new_run_id, planned_run_dir
+from hvdrun_cli.launch.spare_hosts import exclusion_line, hosts_without
 from hvdrun_cli.launch.tools import Tools, probe_tools
 from hvdrun_cli.preflight.gate import require_reachable_hosts
 from hvdrun_cli.spec.model import JobSpec
@@ -79,19 +82,38 @@ class Launch:
         self._default_place = run_dir is None
         self._tools = tools or probe_tools()  # probed once for every attempt
         self._environ = environ
+        self._lost_hosts: Tuple[str, ...] = ()  # hosts that dropped off the network in earlier attempts
+        self._terminal: TextIO = sys.stdout
+        self._attempt_spec = spec  # the spec the next plan is made from (lost hosts left out)
         self.plan = self._plan(0)
 
     def _plan(self, attempt: int) -> LaunchPlan:
         """The only call into the planner."""
-        return plan_here(self.spec, self.run_dir, self.run_id, attempt=attempt, tools=self._tools,
+        return plan_here(self._attempt_spec, self.run_dir, self.run_id, attempt=attempt, tools=self._tools,
                          environ=self._environ)
 
     def _plan_for_attempt(self, attempt: int) -> LaunchPlan:
         if attempt == 0:
             return self.plan
+        self._attempt_spec = self._spec_without_lost_hosts()
         plan = self._plan(attempt)
         require_reachable_hosts(plan)  # a host that went down since the last attempt is named in seconds
         return plan
+
+    def _note_failure(self, result: JobResult) -> None:
+        self._lost_hosts += tuple(h for h in result.lost_hosts if h not in self._lost_hosts)
+
+    def _spec_without_lost_hosts(self) -> JobSpec:
+        """The spec for a restart: the lost hosts left out, the job's size kept (raises when it cannot be)."""
+        if not self._lost_hosts:
+            return self.spec
+        hosts = resolve_hosts(self.spec, os.environ if self._environ is None else self._environ).hosts
+        remaining = hosts_without(hosts, self._lost_hosts, self.plan.np)
+        self._terminal.write(f"hvdjob: {exclusion_line(self._lost_hosts, hosts, remaining, self.plan.np)}\n")
+        self._terminal.flush()
+        resources = dataclasses.replace(self.spec.resources, hosts=tuple(f"{h.name}:{h.slots}" for h in remaining),
+                                        hostfile=None, np=self.plan.np)
+        return dataclasses.replace(self.spec, resources=resources)
 
     def _save_plan(self, plan: LaunchPlan) -> None:
         write_json_atomic(os.path.join(self.run_dir, PLAN_FILE), plan.to_dict())
@@ -108,6 +130,7 @@ class Launch:
         if on_started:
             on_started(self.run_dir)
         terminal = options.terminal or sys.stdout
+        self._terminal = terminal
         restarts = self.spec.restarts if options.max_restarts is None else options.max_restarts
         timeout = options.progress_timeout_s or self.spec.watchdog.progress_timeout_seconds
         with _TimeLimit(options.time_limit_s, terminal) as limit:
@@ -122,6 +145,7 @@ class Launch:
                 observers=options.observers,
                 view=options.view,
                 resumes=self.spec.managed and self.spec.checkpoint.resume != "never",
+                on_failure=self._note_failure,
             )
         write_result(self.run_dir, result)
         return RunOutcome(result, self.run_dir, timed_out=limit.reached)

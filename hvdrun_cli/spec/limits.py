@@ -11,12 +11,12 @@ from __future__ import annotations
 # ---- files ---------------------------------------------------------------------------------------
 MAX_SPEC_BYTES = 256 << 10  # characters in a job spec (and one --set value); real ones are a few KiB
 MAX_SPEC_VALUES = 20_000  # values (scalars, lists, mappings) in one spec, aliases expanded
-MAX_HOSTFILE_BYTES = 8 << 20  # hostfiles and $PBS_NODEFILE (one line per slot: 65536 x ~100 bytes)
+MAX_HOSTFILE_BYTES = 8 << 20  # hostfiles and $PBS_NODEFILE (one line per slot: 160k slots x ~50 bytes)
 MAX_YAML_DEPTH = 64  # nested mappings/lists in a spec
 MAX_ALIAS_VALUES = 10_000  # values that YAML aliases (*name, <<: *name) may add to a spec
 
 # ---- hosts and ranks -----------------------------------------------------------------------------
-MAX_RANKS = 65_536  # ranks in one job (np, elastic.max_np, and np taken from the hosts' slots)
+MAX_RANKS = 262_144  # ranks in one job (np, elastic.max_np, np from the hosts' slots): 20k+ nodes x 8 GPUs
 MAX_HOSTS = 65_536  # hosts in a hostfile, host list or Slurm nodelist
 MAX_SLOTS_PER_HOST = 4_096  # slots (ranks) on one host
 MAX_COUNT_DIGITS = 12  # digits in a count read from text (a slot count, a Slurm task count)

@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "where_torch.py"
 RESULT = re.compile(
     r"^\[(?P<prefix>\d+)\] rank=(?P<rank>\d+) size=(?P<size>\d+) local_rank=(?P<local_rank>\d+) "
     r"local_size=(?P<local_size>\d+) cross_rank=(?P<cross_rank>\d+) cross_size=(?P<cross_size>\d+) "
-    r"host=(?P<host>\S+) sum=(?P<sum>[0-9.]+) params=(?P<params>[0-9a-f]+)$",
+    r"host=(?P<host>\S+) sum=(?P<sum>[0-9.]+) params=(?P<params>[0-9a-f]+)(?: cpus=\S+)?$",
     re.M,
 )
 RUN_TIMEOUT_S = 300

@@ -177,6 +177,20 @@ def test_only_rank_0_reports(tmp_path, capsys):
     assert written["wall_time_s"] >= 2
 
 
+def test_throughput_counts_training_steps_not_the_final_checkpoint(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("hvdrun_cli.adapters.reporting.time.time", lambda: clock[0])
+    reporter = Reporter(RankContext(0, 1, 0, 1, str(tmp_path), attempt=0), total_steps=10, epochs=1, log_interval=5)
+    reporter.first_step()
+    clock[0] += 4.0  # ten steps
+    reporter.training_ended()
+    clock[0] += 6.0  # the final checkpoint of a large model
+    summary = reporter.summary(framework="torch", status="completed", steps=10, epochs_done=1.0, samples=400,
+                               train_loss=0.3, train_accuracy=0.9, val_loss=None, val_accuracy=None,
+                               resumed_from_step=None, process_start=999.0, checkpoint=None)
+    assert (summary["train_time_s"], summary["samples_per_sec"], summary["wall_time_s"]) == (4.0, 100.0, 11.0)
+
+
 # ----- module:function references -----------------------------------------------------------------
 
 def test_references_resolve_next_to_the_spec_and_fail_with_the_key(tmp_path, monkeypatch):
@@ -248,3 +262,41 @@ def test_worker_and_helpers_import_no_framework():
             "print(sorted(m for m in ('torch', 'tensorflow', 'horovod', 'keras') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_model_function_given_arguments_it_does_not_take_is_refused_naming_the_key():
+    def build(input_shape, num_classes, width=32):
+        raise AssertionError("must not be called")
+
+    with pytest.raises(UserInputError) as info:
+        plugins.call_factory(build, {"input_shape": (8,)}, {"num_classes": 10, "widht": 64},
+                             "train.model_args", "mymodel:build")
+    assert str(info.value.problems[0]) == ("train.model_args.widht: mymodel:build takes no argument 'widht' "
+                                           "(it takes: input_shape, num_classes, width)")
+
+    def needs_depth(input_shape, depth):
+        raise AssertionError("must not be called")
+
+    with pytest.raises(UserInputError, match=r"train.model_args: m:f needs 'depth'; give it in train.model_args"):
+        plugins.call_factory(needs_depth, {"input_shape": (8,)}, {}, "train.model_args", "m:f")
+
+
+def test_a_type_error_inside_the_users_function_is_theirs_and_propagates():
+    def build(input_shape, width=32):
+        return len(width)  # the user's own bug: a traceback into their code is what helps
+
+    with pytest.raises(TypeError, match="has no len"):
+        plugins.call_factory(build, {"input_shape": (8,)}, {"width": 3})
+    assert plugins.call_factory(lambda **kw: sorted(kw), {"input_shape": (8,)}, {"a": 1}) == ["a", "input_shape"]
+
+
+def test_an_optimizer_function_is_checked_with_the_parameters_hvdjob_passes_first():
+    def make(params, lr, momentum=0.0):
+        return ("sgd", params, lr, momentum)
+
+    assert plugins.call_checked(make, ([1],), {"lr": 0.1, "momentum": 0.9}, "train.optimizer_args", "o:make") == \
+        ("sgd", [1], 0.1, 0.9)
+    with pytest.raises(UserInputError, match=r"^train.optimizer_args.mom: o:make takes no argument 'mom'"):
+        plugins.call_checked(make, ([1],), {"lr": 0.1, "mom": 0.9}, "train.optimizer_args", "o:make")
+    with pytest.raises(UserInputError, match=r"o:make cannot be called as hvdjob calls it \(1 positional"):
+        plugins.call_checked(lambda: None, ([1],), {}, "train.optimizer_args", "o:make")

@@ -47,6 +47,23 @@ def test_the_last_failure_names_its_attempt(tmp_path: Path) -> None:
     assert result.message.startswith("job failed on attempt 2 of 2: rank 0 exited with code 4")
 
 
+def test_a_restart_that_cannot_be_planned_ends_with_the_last_failure_and_why(tmp_path: Path) -> None:
+    from hvdrun_cli.errors import LaunchError
+
+    def plan_for(attempt: int) -> LaunchPlan:
+        if attempt == 1:
+            raise LaunchError("cannot restart without n2 (lost): the other hosts have 2 slots for 4 ranks")
+        return _plan(tmp_path, attempt)
+
+    terminal = io.StringIO()
+    result = run_attempts(plan_for, max_restarts=1, terminal=terminal, quiet=True)
+    assert result.exit_code == 3
+    assert result.report_lines() == ["job failed: not restarted after attempt 1 of 2: cannot restart without n2 (lost): "
+                                     "the other hosts have 2 slots for 4 ranks"]
+    assert "hvdjob: attempt 1 of 2 failed" in terminal.getvalue()
+    assert "rank 0 exited with code 3" in terminal.getvalue()  # the failure itself was reported in full
+
+
 def test_restart_policy() -> None:
     failed = JobResult(1, "job failed: rank 1 exited with code 1", failed_rank=1)
     assert should_restart(failed, attempt=0, max_restarts=1)

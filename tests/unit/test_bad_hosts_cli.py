@@ -20,9 +20,9 @@ CASES = [
                                                    " available slots (2)"]),
     ("a\na\nb slots=2\nb slots=2\n", "{hostfile: hosts.txt}", [], ["hosts.txt:4: duplicate host 'b'"]),
     (None, "{hosts: [a:2, 'b:5000']}", [], ["job.yaml:3: resources.hosts[1]: slot count must be at most 4096"]),
-    # 17 hosts x 4096 slots and no np: more ranks than the limit, refused before one rank is placed
-    ("".join(f"n{i}:4096\n" for i in range(17)), "{hostfile: hosts.txt}", [],
-     ["job.yaml:3: resources.np: hostfile hosts.txt has 69632 slots, more than hvdjob's limit of 65536 ranks"]),
+    # 65 hosts x 4096 slots and no np: more ranks than the limit, refused before one rank is placed
+    ("".join(f"n{i}:4096\n" for i in range(65)), "{hostfile: hosts.txt}", [],
+     ["job.yaml:3: resources.np: hostfile hosts.txt has 266240 slots, more than hvdjob's limit of 262144 ranks"]),
     (None, "{np: 2}", ["-H", "a:100000000"], ["-H: resources.hosts: slot count must be at most 4096"]),
 ]
 

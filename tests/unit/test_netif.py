@@ -66,3 +66,14 @@ def test_rank_gets_the_interface_towards_the_rendezvous_unless_one_is_set(monkey
     assert gloo_iface_env({"HOROVOD_GLOO_RENDEZVOUS_ADDR": "10.9.0.1", "HOROVOD_GLOO_IFACE": "eth3"}) == {}
     assert gloo_iface_env({"HOROVOD_GLOO_RENDEZVOUS_ADDR": "127.0.0.1"}) == {}
     assert gloo_iface_env({}) == {}
+
+
+def test_only_the_first_few_peers_are_looked_up_for_the_route() -> None:
+    looked_up = []
+
+    def unresolvable(name: str) -> str:
+        looked_up.append(name)
+        raise OSError("no such host")
+
+    assert netif.address_for_peers((f"node{i:05d}" for i in range(20000)), resolve=unresolvable) is None
+    assert looked_up == [f"node{i:05d}" for i in range(netif.PEERS_TRIED)]

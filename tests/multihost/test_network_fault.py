@@ -105,9 +105,11 @@ def _run_processes_on_hosts(cluster: HostCluster, run_id: str) -> Dict[str, List
     return {h: sorted(ours & set(cluster.pids(h))) for h in cluster.names}
 
 
-def _non_sshd_processes(cluster: HostCluster) -> Dict[str, List[int]]:
-    """Everything running on each host but its sshd: ssh sessions, orted, supervisors, ranks."""
-    return {h: sorted(set(cluster.pids(h)) - {_ENTRY_PIDS[h]}) for h in cluster.names}
+def _non_sshd_processes(cluster: HostCluster, before: Optional[Dict[str, List[int]]] = None) -> Dict[str, List[int]]:
+    """Everything running on each host but its sshd (ssh sessions, orted, supervisors, ranks), leaving out
+    what ran there ``before`` the job (another fixture's daemons, e.g. the 2-node Slurm's slurmd)."""
+    return {h: sorted(set(cluster.pids(h)) - {_ENTRY_PIDS[h]} - set((before or {}).get(h, ())))
+            for h in cluster.names}
 
 
 def _wait_until_empty(probe, timeout_s: float) -> Tuple[Dict[str, List[int]], float]:  # type: ignore[no-untyped-def]
@@ -144,6 +146,7 @@ def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
         "name": "cut", "framework": "torch", "script": str(SLEEPY), "launcher": launcher, "restarts": restarts,
         "resources": {"hosts": ["hvdhost1:2", f"{CUT}:2"]},
     }))
+    before_job = _non_sshd_processes(ns_hosts)
     job = _start(tmp_path, job_file)
     run_id = ""
     try:
@@ -197,7 +200,7 @@ def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
             _set_link(veth, "up")
         up_at = time.monotonic()
         cut_guard.clear()
-        left, settled_s = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts), SETTLE_S)
+        left, settled_s = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts, before_job), SETTLE_S)
         if run_id:
             kill_quietly(processes_of_run(run_id))
     assert left == {h: [] for h in ns_hosts.names}, f"left {time.monotonic() - up_at:.0f} s after the veth came back: {left}"
@@ -219,6 +222,7 @@ def test_restart_leaves_the_lost_host_out_and_resumes_from_the_checkpoint(
                   "deterministic": True, "validate": False},
         "checkpoint": {"interval_steps": 10, "keep": 3},
     }, sort_keys=False))
+    before_job = _non_sshd_processes(ns_hosts)
     job = _start(tmp_path, job_file)
     run_id = ""
     try:
@@ -260,7 +264,7 @@ def test_restart_leaves_the_lost_host_out_and_resumes_from_the_checkpoint(
         for veth in cut_guard:
             _set_link(veth, "up")
         cut_guard.clear()
-        left, _ = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts), SETTLE_S)
+        left, _ = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts, before_job), SETTLE_S)
         if run_id:
             kill_quietly(processes_of_run(run_id))
     assert left == {h: [] for h in ns_hosts.names}, f"left after the veth came back: {left}"

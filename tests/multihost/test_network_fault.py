@@ -121,6 +121,24 @@ def _wait_until_empty(probe, timeout_s: float) -> Tuple[Dict[str, List[int]], fl
     return left, time.monotonic() - started
 
 
+def _end_job_and_reconnect(job, cut_guard: List[str], cluster: HostCluster,  # type: ignore[no-untyped-def]
+                           before_job: Dict[str, List[int]], run_id: str
+                           ) -> Tuple[Dict[str, List[int]], float, float]:
+    """A test's cleanup: end hvdjob if it still runs, bring the cut veths back up, and wait for the hosts
+    to hold nothing of the job. Returns what is left, how long that took, and when the veths came up."""
+    if job.proc.poll() is None:
+        job.proc.kill()
+        job.proc.wait(timeout=30)
+    for veth in cut_guard:
+        _set_link(veth, "up")
+    up_at = time.monotonic()
+    cut_guard.clear()
+    left, settled_s = _wait_until_empty(lambda: _non_sshd_processes(cluster, before_job), SETTLE_S)
+    if run_id:
+        kill_quietly(processes_of_run(run_id))
+    return left, settled_s, up_at
+
+
 @pytest.fixture
 def cut_guard(ns_hosts: HostCluster) -> Iterator[List[str]]:
     """Veths a test took down; brought back up whatever happens."""
@@ -193,16 +211,7 @@ def test_cut_host_ends_the_job_within_60_s_naming_it_and_nothing_is_left(
         result = json.loads(next((tmp_path / "runs" / "cut").glob("*/result.json")).read_text())
         assert result["exit_code"] == 1 and result["failed_rank"] == 2
     finally:
-        if job.proc.poll() is None:
-            job.proc.kill()
-            job.proc.wait(timeout=30)
-        for veth in cut_guard:
-            _set_link(veth, "up")
-        up_at = time.monotonic()
-        cut_guard.clear()
-        left, settled_s = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts, before_job), SETTLE_S)
-        if run_id:
-            kill_quietly(processes_of_run(run_id))
+        left, settled_s, up_at = _end_job_and_reconnect(job, cut_guard, ns_hosts, before_job, run_id)
     assert left == {h: [] for h in ns_hosts.names}, f"left {time.monotonic() - up_at:.0f} s after the veth came back: {left}"
     print(f"\n{launcher}, restarts: {restarts}: {CUT} cut off -> hvdjob ended {ended_s:.1f} s later (exit {code}); "
           f"the ranks and supervisors on {CUT} stopped {stopped_s:.1f} s after the cut (still cut off); "
@@ -258,15 +267,7 @@ def test_restart_leaves_the_lost_host_out_and_resumes_from_the_checkpoint(
             assert starts == [CUT, "hvdhost3"], (rank, starts)
         assert _run_processes_on_hosts(ns_hosts, run_id) == {h: [] for h in ns_hosts.names}
     finally:
-        if job.proc.poll() is None:
-            job.proc.kill()
-            job.proc.wait(timeout=30)
-        for veth in cut_guard:
-            _set_link(veth, "up")
-        cut_guard.clear()
-        left, _ = _wait_until_empty(lambda: _non_sshd_processes(ns_hosts, before_job), SETTLE_S)
-        if run_id:
-            kill_quietly(processes_of_run(run_id))
+        left, _, _ = _end_job_and_reconnect(job, cut_guard, ns_hosts, before_job, run_id)
     assert left == {h: [] for h in ns_hosts.names}, f"left after the veth came back: {left}"
     print(f"\nmpi, restarts: 1, spare host: {CUT} cut at step >= {saved_step} -> attempt 1 failed "
           f"{failed_at - cut_at:.1f} s later; first step after the relaunch on hvdhost1+hvdhost3 "

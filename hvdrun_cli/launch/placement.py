@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 BINDING_MODES = ("auto", "none", "core", "numa")
+BUSY_SHARE = 0.5  # auto: from this share of the usable CPUs busy with other work on, ranks stay unbound
 NODE_DIR = "/sys/devices/system/node"
 
 
@@ -86,13 +87,14 @@ def format_cpulist(cpus: Sequence[int]) -> str:
 
 
 def place(host: HostCpus, local_size: int, mode: str = "auto", threads: Optional[int] = None,
-          gpus_per_rank: int = 0, load_average: Optional[float] = None) -> HostPlacement:
+          gpus_per_rank: int = 0, busy_share: Optional[float] = None) -> HostPlacement:
     """Split ``host``'s CPUs among ``local_size`` ranks according to ``mode``.
 
-    ``load_average`` (this host's, before the job starts) makes ``auto`` leave ranks unbound when
-    other work already keeps every usable CPU busy: a rank pinned to one contended CPU cannot move
-    to the one that frees up (measured on a shared 2-core box at load 13-19: start-up and training
-    slower bound than unbound). ``core`` binds regardless.
+    ``busy_share`` (how much of the usable CPUs other work took just before the job, see
+    :mod:`.cpu_load`) makes ``auto`` leave ranks unbound from ``BUSY_SHARE`` on: a rank pinned to one
+    contended CPU cannot move to the one that frees up, and synchronous training runs at the pace of
+    the slowest rank (measured on a shared 2-core box at load 13-19: start-up and training slower bound
+    than unbound). ``core`` binds regardless.
 
     ``threads`` (``horovod.threads_per_rank``) fixes the block size; by default every rank gets an
     equal share (``cpus // local_size``) and left-over CPUs stay unused, so blocks are equal.
@@ -111,11 +113,11 @@ def place(host: HostCpus, local_size: int, mode: str = "auto", threads: Optional
             "not bound: oversubscribed",
             f"{local_size} ranks on {ncpu} usable CPUs: ranks are not bound to CPUs (oversubscribed)",
         )
-    if mode == "auto" and load_average is not None and load_average >= ncpu:
+    if mode == "auto" and busy_share is not None and busy_share >= BUSY_SHARE:
         return unbound(
             "not bound: machine busy",
-            f"load average {load_average:.1f} on {ncpu} usable CPUs (other work is running): ranks are not "
-            "bound (resources.binding: core binds anyway)",
+            f"other work kept {busy_share:.0%} of the {ncpu} usable CPUs busy just before the job: ranks are "
+            "not bound (resources.binding: core binds anyway)",
         )
     if mode == "numa" or (gpus_per_rank > 0 and host.gpu_numa):
         return _numa(host, local_size, size, gpus_per_rank, mode)

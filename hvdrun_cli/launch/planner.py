@@ -33,7 +33,7 @@ from hvdrun_cli.launch.horovodrun import build_horovodrun_plan
 from hvdrun_cli.launch.inputs import PlanInputs, all_local
 from hvdrun_cli.launch.local import build_local_plan
 from hvdrun_cli.launch.local import LOOPBACK
-from hvdrun_cli.launch.mpi import build_mpi_plan, mpi_data_plane_env
+from hvdrun_cli.launch.mpi import YIELD_WHEN_IDLE, build_mpi_plan, mpi_data_plane_env, mpi_wait_env
 from hvdrun_cli.launch.placement import HostCpus, HostPlacement, format_cpulist, place
 from hvdrun_cli.launch.plan import GeneratedFile, LauncherKind, LaunchPlan, env_tuple
 from hvdrun_cli.launch.netif import interface_address
@@ -220,7 +220,7 @@ def make_plan(
     placed = None
     threads = spec.horovod.threads_per_rank
     if decision.local:
-        placed = place(tools.host_cpus(), np, mode, threads, spec.resources.gpus_per_rank, tools.load_average)
+        placed = place(tools.host_cpus(), np, mode, threads, spec.resources.gpus_per_rank, tools.busy_share)
         if threads is None:
             threads = placed.threads
     spec_json_path = os.path.join(run_dir, SPEC_JSON)
@@ -238,6 +238,8 @@ def make_plan(
             env[GPUS_PER_RANK_ENV] = str(spec.resources.gpus_per_rank)
     if decision.data_plane is not None:
         env.update(mpi_data_plane_env())
+    if builder == LauncherKind.MPI and tools.mpi_implementation in (None, "openmpi"):
+        env.update(mpi_wait_env(environ, spec.env))
     if reach:
         env[ENV_LAUNCHER_REACH] = reach
     inputs = PlanInputs(
@@ -262,7 +264,7 @@ def make_plan(
         LauncherKind.SRUN: build_srun_plan,
     }[builder](inputs)
     notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
-    notes.append("data plane: " + _data_plane_text(decision, builder))
+    notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env))
     notes.append("binding: " + _binding_text(mode, placed, decision.local, remote_auto))
     bindings: Tuple[Tuple[int, str], ...] = ()
     if placed is not None:
@@ -275,6 +277,15 @@ def make_plan(
                                        spec.resources.gpus_per_rank)
     spec_file = GeneratedFile(spec_json_path, json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
     return replace(plan, notes=tuple(notes) + plan.notes, bindings=bindings, files=plan.files + (spec_file,))
+
+
+def _mpi_wait_text(env: Mapping[str, str]) -> str:
+    value = env.get(YIELD_WHEN_IDLE)
+    if value is None:
+        return ""
+    if value == "1" or value.lower() == "true":
+        return "; MPI waits yield the CPU to the rank's compute threads (mpi_yield_when_idle)"
+    return f"; MPI waits busy-poll ({YIELD_WHEN_IDLE}={value})"
 
 
 def _data_plane_text(decision: Decision, builder: LauncherKind) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from hvdrun_cli.launch.cpu_load import measure_busy_share
 from hvdrun_cli.launch.data_plane import cma_works
 from hvdrun_cli.launch.placement import HostCpus, probe_host_cpus
 
@@ -34,7 +35,7 @@ class Tools:
     horovod_mpi: Optional[bool] = None  # Horovod's extension links MPI (None: not known)
     cma: Optional[bool] = None  # cross-memory attach works here (Open MPI's single-copy shared memory)
     cpus: Optional[HostCpus] = None  # this host's usable CPUs and NUMA nodes
-    load_average: Optional[float] = None  # 1-minute load average before the job (other work running)
+    busy_share: Optional[float] = None  # share of the usable CPUs other work kept busy just before the job
 
     def host_cpus(self) -> HostCpus:
         return self.cpus or HostCpus(tuple(range(max(1, self.cores))))
@@ -93,6 +94,7 @@ def horovod_built_with_mpi() -> Optional[bool]:
 
 def probe_tools(need_mpi_flavour: bool = True) -> Tools:
     mpirun = _which("mpirun")
+    cpus = probe_host_cpus(os.environ)
     return Tools(
         python=sys.executable,
         horovodrun=_which("horovodrun"),
@@ -105,13 +107,6 @@ def probe_tools(need_mpi_flavour: bool = True) -> Tools:
         cores=available_cores(),
         horovod_mpi=horovod_built_with_mpi() if mpirun else None,
         cma=cma_works() if mpirun else None,
-        cpus=probe_host_cpus(os.environ),
-        load_average=_load_average(),
+        cpus=cpus,
+        busy_share=measure_busy_share(cpus.cpus),
     )
-
-
-def _load_average() -> Optional[float]:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None

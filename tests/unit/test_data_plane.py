@@ -147,8 +147,8 @@ def test_data_plane_choice_table() -> None:
 
 def test_the_data_plane_does_not_depend_on_how_busy_the_machine_is() -> None:
     """What --dry-run shows is what runs: the choice is a function of the spec and the installation."""
-    assert plan(job(), replace(MPI_TOOLS, load_average=5.0)).launcher == "mpi"
-    assert plan(job(), replace(MPI_TOOLS, load_average=0.3)).launcher == "mpi"
+    assert plan(job(), replace(MPI_TOOLS, busy_share=1.0)).launcher == "mpi"
+    assert plan(job(), replace(MPI_TOOLS, busy_share=0.1)).launcher == "mpi"
 
 
 SLURM_2X2 = {**ENV, "SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_TASKS_PER_NODE": "2(x2)",
@@ -183,3 +183,28 @@ def test_srun_dry_run_says_when_a_node_has_fewer_cpus_than_ranks_or_slurm_gives_
 def test_srun_binding_none_passes_no_policy_to_the_ranks() -> None:
     p = srun_plan({**SLURM_2X2, "SLURM_JOB_CPUS_PER_NODE": "2(x2)"}, binding="none")
     assert "HVDJOB_BINDING" not in p.env_dict() and p.bindings == ()
+
+
+def test_open_mpi_waits_yield_the_cpu_to_the_ranks_compute_threads() -> None:
+    p = plan(job())
+    assert p.env_dict()["OMPI_MCA_mpi_yield_when_idle"] == "1"
+    argv = list(p.processes[0].argv)
+    assert argv[argv.index("OMPI_MCA_mpi_yield_when_idle") - 1] == "-x"  # reaches every rank
+    assert any(n.startswith("data plane:") and "MPI waits yield the CPU" in n for n in p.notes), p.notes
+
+
+def test_a_users_own_yield_setting_wins_in_the_spec_or_the_environment() -> None:
+    spec = replace(job(), env={"OMPI_MCA_mpi_yield_when_idle": "0"})
+    p = plan(spec)
+    assert p.env_dict()["OMPI_MCA_mpi_yield_when_idle"] == "0"
+    assert any("MPI waits busy-poll (OMPI_MCA_mpi_yield_when_idle=0)" in n for n in p.notes), p.notes
+    inherited = make_plan(job(), environ={**ENV, "OMPI_MCA_mpi_yield_when_idle": "0"}, tools=MPI_TOOLS,
+                          run_dir="/runs/demo/r1", run_id="r1")
+    assert "OMPI_MCA_mpi_yield_when_idle" not in inherited.env_dict()  # mpirun passes the caller's own on
+
+
+def test_gloo_jobs_get_no_mpi_setting() -> None:
+    p = plan(job(data="gloo"))
+    assert p.launcher == "local" and "OMPI_MCA_mpi_yield_when_idle" not in p.env_dict()
+    hydra = plan(job(launcher="mpi"), replace(MPI_TOOLS, mpi_implementation="mpich"))
+    assert "OMPI_MCA_mpi_yield_when_idle" not in hydra.env_dict()

@@ -145,7 +145,7 @@ def test_every_mode_gives_every_local_rank_a_binding(mode: str) -> None:
 
 
 def test_auto_leaves_ranks_unbound_on_a_machine_other_work_keeps_busy() -> None:
-    busy = place(HostCpus((0, 1)), 2, "auto", load_average=3.5)
-    assert not any(b.bound for b in busy.bindings) and "load average 3.5" in busy.warning
-    assert cpus_of(place(HostCpus((0, 1)), 2, "auto", load_average=0.4)) == [(0,), (1,)]
-    assert cpus_of(place(HostCpus((0, 1)), 2, "core", load_average=3.5)) == [(0,), (1,)]
+    busy = place(HostCpus((0, 1)), 2, "auto", busy_share=0.9)
+    assert not any(b.bound for b in busy.bindings) and "90% of the 2 usable CPUs" in busy.warning
+    assert cpus_of(place(HostCpus((0, 1)), 2, "auto", busy_share=0.2)) == [(0,), (1,)]
+    assert cpus_of(place(HostCpus((0, 1)), 2, "core", busy_share=0.9)) == [(0,), (1,)]

@@ -69,6 +69,8 @@ class DataFacts:
     train_samples: Optional[int]  # None for iterable data of unknown length
     map_style: bool  # random access by index: elastic re-sharding and resume by offset work
     kind: str  # "arrays", "map-style Dataset", "IterableDataset", "tf.data" (for messages)
+    # Every rank gets as many batches in every epoch (padded shards): the engine then skips asking.
+    equal_shards: bool = False
 
 
 class Backend(abc.ABC):
@@ -119,6 +121,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def allreduce(self, values: Sequence[float], op: str, name: str) -> List[float]:
         """Sum (``op="sum"``) or maximum (``"max"``) of a short vector across ranks."""
+
+    # Whether allreduce_start returns before the result is there (it then travels with the gradients).
+    overlaps_collectives: bool = False
+
+    def allreduce_start(self, values: Sequence[float], op: str, name: str) -> Any:
+        """Begin :meth:`allreduce`; :meth:`allreduce_result` gives its values (here: done at once)."""
+        return self.allreduce(values, op, name)
+
+    def allreduce_result(self, pending: Any) -> List[float]:
+        """The values of an :meth:`allreduce_start`, waiting for them if need be."""
+        return list(pending)
 
     @abc.abstractmethod
     def broadcast_object(self, obj: Any, root_rank: int = 0) -> Any:

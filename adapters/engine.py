@@ -31,8 +31,11 @@ from .checkpoint import Checkpoint, CheckpointStore, Position, checkpoint_dir, w
 from .collective import root_decides
 from .heartbeat import ProgressMarks
 from .reporting import Reporter, dump_parameters
+from .run_record import preload_writer
 from .schedule import LrSchedule, make_schedule, scaled_lr
 from .stopping import STOP_CHECK_EVERY, StopFlag
+
+STOP_CHECK_NAME = "hvdjob.stop"
 
 Metrics = Tuple[Optional[float], Optional[float]]
 
@@ -67,6 +70,8 @@ class Engine(StepDriver):
         self.train = train = train_of(spec)
         self.stop = StopFlag().install(counting.stop_signals)
         self.store = CheckpointStore(checkpoint_dir(spec), spec.checkpoint.keep, backend.checkpoint_suffix)
+        if ctx.is_root and train.tensorboard:
+            preload_writer(spec.framework)
         counting.before_build(self)
         self.facts: DataFacts = backend.build(spec, ctx, scaled_lr(train.lr, train.lr_scaling, ctx.size))
         self.passes = max(1, backend.batches_per_step)
@@ -103,6 +108,7 @@ class Engine(StepDriver):
         self._window_time = 0.0
         self._window_step = 0
         self._engine_wait = 0.0
+        self._stop_check: Any = None  # a stop check in flight (backends that overlap collectives)
 
     # ----- set-up helpers -----------------------------------------------------------------------
 
@@ -145,6 +151,7 @@ class Engine(StepDriver):
         if self.complete():
             return self.already_complete()
         self._window_time, self._window_step, self._engine_wait = time.perf_counter(), self.global_step, 0.0
+        self._stop_check = None  # (re-)entered: after an elastic reset, a check in flight is gone
         while not self.complete() and not self.stopping:
             plan = self.counting.epoch_plan(self)
             self.start_epoch(plan)
@@ -166,7 +173,7 @@ class Engine(StepDriver):
         self._epoch_local_steps = 0
         self._cut = False
         self._batches_at_epoch_start = self.backend.batches_done
-        if self.counting.even_by_construction:
+        if self.counting.even_by_construction or self.facts.equal_shards:
             self.even, self.safe_until = True, 1 << 62
         else:
             local = self.backend.local_batches(plan)
@@ -187,19 +194,22 @@ class Engine(StepDriver):
             # Ranks that ran out stopped applying updates: take the state of the one that trained longest.
             backend.broadcast_state(True, backend.join())
         started = time.perf_counter()
+        self.stopping = self.collect_stop_check() or self.stopping
+        # One allreduce: stop and cut flags, each rank's steps and batches, the metric window's sums.
         vector = [1.0 if self.stopping else 0.0, 1.0 if self._cut else 0.0]
         vector += one_hot(size, self.ctx.rank, self._epoch_local_steps)
         vector += one_hot(size, self.ctx.rank, backend.batches_done)
+        vector += list(backend.take_window())
         agreed = backend.allreduce(vector, "sum", "hvdjob.epoch")
         self._engine_wait += time.perf_counter() - started
         self.stopping, cut = agreed[0] > 0, agreed[1] > 0
         steps = [int(v) for v in agreed[2:2 + size]]
         self.batches_per_rank = [int(v) for v in agreed[2 + size:2 + 2 * size]]
+        self.add_window(*agreed[2 + 2 * size:2 + 2 * size + 3])
         if not self.even:
             self.uneven_epochs += 1
             self.global_step = self._epoch_start_global + max(steps)
             self.step_in_epoch = self.step_in_epoch - self._epoch_local_steps + max(steps)
-        self.flush_window()
         self.train_metrics = mean_metrics(tuple(self.epoch_sums))  # type: ignore[arg-type]
         finished = not self.stopping and not cut
         if finished:
@@ -244,10 +254,24 @@ class Engine(StepDriver):
         return True
 
     def stop_agreed(self) -> bool:
+        """Whether any rank asked to stop. Where the backend overlaps collectives, the answer is the
+        one started STOP_CHECK_EVERY steps ago (it travelled with the gradients meanwhile, so the
+        step never waits for it) and this rank's flag goes out for the next check: a stop is then
+        honoured within twice that many steps."""
         started = time.perf_counter()
-        flag = self.backend.allreduce([1.0 if self.stop.requested else 0.0], "max", "hvdjob.stop")
+        flag = [1.0 if self.stop.requested else 0.0]
+        if self.backend.overlaps_collectives:
+            agreed = self.collect_stop_check()
+            self._stop_check = self.backend.allreduce_start(flag, "max", STOP_CHECK_NAME)
+        else:
+            agreed = self.backend.allreduce(flag, "max", STOP_CHECK_NAME)[0] > 0
         self._engine_wait += time.perf_counter() - started
-        return flag[0] > 0
+        return agreed
+
+    def collect_stop_check(self) -> bool:
+        """The outcome of the stop check in flight (False when none is)."""
+        pending, self._stop_check = self._stop_check, None
+        return pending is not None and self.backend.allreduce_result(pending)[0] > 0
 
     def log_window(self) -> None:
         """One progress line and metrics record: the window's sums from every rank, step time, waits."""
@@ -266,11 +290,6 @@ class Engine(StepDriver):
         self.reporter.progress(epoch=self.epoch, global_step=self.global_step, loss=loss or 0.0,
                                accuracy=accuracy or 0.0, lr=self.lr, samples_done=self.samples,
                                step_time_s=step_time, allreduce_wait_s=wait / steps)
-
-    def flush_window(self) -> None:
-        """The sums since the last progress line into the epoch's totals (one allreduce)."""
-        loss_sum, correct, count = self.backend.allreduce(self.backend.take_window(), "sum", "hvdjob.window")
-        self.add_window(loss_sum, correct, count)
 
     def add_window(self, loss_sum: float, correct: float, count: float) -> None:
         self.samples += int(count)

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 import types
 from typing import Any, Dict, Mapping, Optional
@@ -56,6 +57,29 @@ def _without_tensorflow() -> None:
     """
     if "tensorflow" not in sys.modules:
         sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
+def _import_torch_writer() -> None:
+    try:
+        _without_tensorflow()
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        pass  # said once, when the first scalar is written
+
+
+def preload_writer(framework: Optional[str]) -> Optional[threading.Thread]:
+    """Import PyTorch's TensorBoard writer in the background while the rank sets up.
+
+    Imported at the first scalar instead, it cost rank 0 a few hundred milliseconds in the middle of
+    training while every other rank waited in its next allreduce (measured: managed ÷ hand-written
+    0.92 with TensorBoard against 0.95 without it, 600 steps, 3 repeats). If training reaches the
+    first scalar before the import is done, Python's import lock makes it wait for that import.
+    """
+    if framework != "torch":
+        return None  # TensorFlow's tf.summary comes with TensorFlow itself
+    thread = threading.Thread(target=_import_torch_writer, name="hvdjob-tensorboard-import", daemon=True)
+    thread.start()
+    return thread
 
 
 class _TorchWriter:

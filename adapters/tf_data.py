@@ -66,7 +66,7 @@ class ArrayTfPipeline(TfPipeline):
     def __init__(self, data: ArrayData, ctx: RankContext, batch_size: int, seed: int) -> None:
         self.data, self.ctx, self.batch_size, self.seed = data, ctx, batch_size, seed
         self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-        self.facts = DataFacts(len(data.x_train), True, "arrays")
+        self.facts = DataFacts(len(data.x_train), True, "arrays", equal_shards=True)
         self.input_shape = data.input_shape
 
     def num_classes(self) -> int:

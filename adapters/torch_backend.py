@@ -185,6 +185,15 @@ class TorchBackend(Backend):
         tensor = torch.tensor(list(values), dtype=torch.float64)
         return hvd.allreduce(tensor, op=ALLREDUCE_OPS[op], name=name).tolist()
 
+    overlaps_collectives = True
+
+    def allreduce_start(self, values: Sequence[float], op: str, name: str) -> Any:
+        tensor = torch.tensor(list(values), dtype=torch.float64)
+        return hvd.allreduce_async(tensor, op=ALLREDUCE_OPS[op], name=name)
+
+    def allreduce_result(self, pending: Any) -> List[float]:
+        return hvd.synchronize(pending).tolist()
+
     def broadcast_object(self, obj: Any, root_rank: int = 0) -> Any:
         return hvd.broadcast_object(obj, root_rank)
 

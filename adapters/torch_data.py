@@ -105,7 +105,7 @@ class ArrayPipeline(_Sharded):
         self.x_train, self.y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
         self.x_val, self.y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
         super().__init__(len(data.x_train), len(data.x_val), ctx, batch_size, seed)
-        self.facts = DataFacts(len(data.x_train), True, "arrays")
+        self.facts = DataFacts(len(data.x_train), True, "arrays", equal_shards=True)
         self.input_shape = data.input_shape
 
     def num_classes(self) -> int:
@@ -174,7 +174,7 @@ class DatasetPipeline(_Sharded):
         self.train, self.val = train, val
         n_val = len(val) if val is not None and not isinstance(val, IterableDataset) else 0
         super().__init__(len(train), n_val, ctx, batch_size, seed)
-        self.facts = DataFacts(len(train), True, "map-style Dataset")
+        self.facts = DataFacts(len(train), True, "map-style Dataset", equal_shards=True)
         self.input_shape = shape_of(first_sample(train, "training")[0])
         options = loader_options(loader)
         self.generator = torch.Generator()

@@ -224,3 +224,36 @@ def test_elastic_commits_every_log_interval_and_at_each_epoch_end(tmp_path: Path
     summary = run(spec, backend, tmp_path / "run", Elastic())
     assert backend.state.commits == [3, 5, 6, 9, 10]
     assert summary["steps"] == 10 and summary["epochs"] == 2.0 and summary["elastic"]["resets"] == 0
+
+
+class OverlappingBackend(FakeBackend):
+    """Like the PyTorch backend: a started allreduce is read later (the fake world completes it at once)."""
+
+    overlaps_collectives = True
+
+    def allreduce_start(self, values, op, name):  # type: ignore[no-untyped-def]
+        self.started = getattr(self, "started", 0) + 1
+        return ("pending", self.allreduce(values, op, name))
+
+    def allreduce_result(self, pending):  # type: ignore[no-untyped-def]
+        assert pending[0] == "pending"
+        return pending[1]
+
+
+@pytest.mark.parametrize("batches, stopped_at", [
+    (12, 8),  # asked at batch 5: sent with the check at step 6, read at the check at step 8
+    (7, 7),   # the epoch ends first: its end reads the check in flight, so the stop is not carried over
+])
+def test_an_overlapped_stop_check_is_honoured_at_the_next_check_or_the_epochs_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batches: int, stopped_at: int) -> None:
+    monkeypatch.setattr(engine_module, "STOP_CHECK_EVERY", 2)
+    world = FakeWorld(2)
+    data = FakeData([batches, batches])
+    backends = [OverlappingBackend(data, world, rank) for rank in range(2)]
+    backends[1].on_batch = lambda n: backends[1].engine.stop.request("test") if n == 5 else None  # type: ignore
+    results = run_ranks([job(tmp_path, epochs=3, log_interval=100)] * 2, backends, tmp_path)
+    assert all(isinstance(r, StopRequested) for r in results), results
+    assert [r.summary["steps"] for r in results] == [stopped_at, stopped_at]  # type: ignore[union-attr]
+    assert (tmp_path / "ckpt" / f"ckpt-{stopped_at:09d}.json").exists()
+    assert all(b.started >= 3 for b in backends)  # the checks did go through allreduce_start
+    assert world.log.count("hvdjob.stop") == sum(1 for s in range(2, stopped_at + 1, 2))

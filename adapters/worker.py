@@ -24,6 +24,7 @@ from hvdrun_cli.contract import ENV_SPEC, EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED
 from .backend import Backend
 from .base import LaunchInfo, StopRequested
 from .rankenv import env_rank, export_thread_env, process_start_unix_time, threads_per_rank
+from .timeline import complete_timeline
 
 # Imported by name so that choosing one framework never imports the other.
 BACKENDS: Dict[str, str] = {
@@ -73,7 +74,9 @@ def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
     ctx = backend.init(launch)
     try:
         Engine(spec, ctx, launch, backend, counting_for(spec)).run()
+        complete_timeline()
     except StopRequested as stop:
+        complete_timeline()
         print(f"hvdjob: rank {ctx.rank}: stopped at step {stop.summary.get('steps')}; "
               f"exiting with {EXIT_STOPPED} so a resume continues from the checkpoint", flush=True)
         return EXIT_STOPPED
@@ -97,6 +100,7 @@ def main() -> int:
         from .script_mode import run_script
 
         run_script(spec.script or "", spec.args)
+        complete_timeline()
         return EXIT_OK
     except UserInputError as exc:
         for problem in exc.problems:

@@ -1,6 +1,6 @@
 """Run every benchmark and print one markdown report (the README's Performance section).
 
-    python -m benchmarks [--repeats 3] [--steps 300] [--only startup,profile,training,keras,bandwidth]
+    python -m benchmarks [--repeats 3] [--steps 300] [--only startup,profile,training,keras,bandwidth,compute,planning,tunables]
 
 Results go to benchmarks/results/<timestamp>/: results.json (every measured value), results.md
 (the printed report) and one PNG per benchmark. Each number is min / median / max over repeats,
@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a file (python benchmarks/run_all.py): make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import bandwidth, compute, launch_profile, planning, plots, startup, training, training_keras
+from benchmarks import bandwidth, compute, launch_profile, planning, plots, startup, training, training_keras, tunables
 from benchmarks.common import Section, SuiteContext
 from benchmarks.launch import BenchmarkFailed
 from hvdrun_cli.bench.machine import describe_machine, load_average, machine_info
@@ -33,6 +33,7 @@ BENCHMARKS: Dict[str, Callable[[SuiteContext], Section]] = {
     "bandwidth": bandwidth.run,
     "compute": compute.run,
     "planning": planning.run,
+    "tunables": tunables.run,
 }
 
 

@@ -72,6 +72,26 @@ def gloo_reason(wanted: str, *, local: bool, np: int, horovod_mpi: Optional[bool
     return "auto: Horovod's MPI support unknown (Horovod not found)" if horovod_mpi is None else "auto"
 
 
+def hierarchical_note(requested: bool, *, hosts: int, nccl: Optional[bool]) -> Optional[str]:
+    """What ``horovod.hierarchical_allreduce: true`` will do, for the dry run (None: not requested).
+
+    Horovod 0.28 has one hierarchical allreduce, NCCL's (reduce-scatter in each host, MPI across
+    hosts, allgather in each host), for GPU tensors; without NCCL, and on a single host, its
+    ``horovod_init`` turns the flag off, so CPU tensors always take the flat allreduce.
+    """
+    if not requested:
+        return None
+    if hosts < 2:
+        return "hierarchical allreduce: no effect on one host (Horovod applies it only across hosts)"
+    if nccl is False:
+        return ("hierarchical allreduce: no effect, this Horovod build has no NCCL; Horovod runs it only "
+                "through NCCL for GPU tensors, so gradients take the flat allreduce")
+    if nccl is None:
+        return "hierarchical allreduce: takes effect only if Horovod was built with NCCL (Horovod not found)"
+    return ("hierarchical allreduce: on for GPU tensors (NCCL within each host, MPI across hosts); "
+            "CPU tensors take the flat allreduce")
+
+
 def cma_works(timeout_s: float = 2.0) -> bool:
     """Whether one process may read another's memory with ``process_vm_readv`` (what CMA needs).
 

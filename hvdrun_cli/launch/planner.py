@@ -27,7 +27,7 @@ from hvdrun_cli.hosts import (
 )
 from hvdrun_cli.launch import data_plane
 from hvdrun_cli.launch.affinity import BINDING_ENV, GPUS_PER_RANK_ENV
-from hvdrun_cli.launch.data_plane import DataPlane
+from hvdrun_cli.launch.data_plane import DataPlane, hierarchical_note
 from hvdrun_cli.launch.elastic import build_elastic_plan, initial_np
 from hvdrun_cli.launch.horovodrun import build_horovodrun_plan
 from hvdrun_cli.launch.inputs import PlanInputs, all_local
@@ -266,6 +266,10 @@ def make_plan(
     notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
     notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env))
     notes.append("binding: " + _binding_text(mode, placed, decision.local, remote_auto))
+    hierarchical = hierarchical_note(spec.horovod.hierarchical_allreduce, hosts=len({s.hostname for s in layout}),
+                                     nccl=tools.horovod_nccl)
+    if hierarchical:
+        notes.append(hierarchical)
     bindings: Tuple[Tuple[int, str], ...] = ()
     if placed is not None:
         bindings = tuple(

@@ -27,7 +27,7 @@ def plan_here(
     environ: Optional[Mapping[str, str]] = None,
 ) -> LaunchPlan:
     env = os.environ if environ is None else environ
-    tools = tools or probe_tools()
+    tools = tools or probe_tools(nccl=spec.horovod.hierarchical_allreduce)
     if spec.elastic is not None:
         return make_plan(spec, environ=env, tools=tools, run_dir=run_dir, run_id=run_id, attempt=attempt)
     decision = decide(spec, env, tools)

@@ -80,7 +80,7 @@ class Launch:
         self.run_id = run_id or new_run_id()
         self.run_dir = planned_run_dir(spec, self.run_id, run_dir)
         self._default_place = run_dir is None
-        self._tools = tools or probe_tools()  # probed once for every attempt
+        self._tools = tools or probe_tools(nccl=spec.horovod.hierarchical_allreduce)  # once for every attempt
         self._environ = environ
         self._lost_hosts: Tuple[str, ...] = ()  # hosts that dropped off the network in earlier attempts
         self._terminal: TextIO = sys.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -178,7 +179,7 @@ def reachable_or_raise(hosts: Sequence[HostLike], timeout_s: float = REACH_TIMEO
     turns "mpirun: ORTE was unable to reliably start one or more daemons" or a horovodrun traceback
     after five ssh attempts into one line naming the host.
     """
-    python = python or probe_tools(need_mpi_flavour=False).python
+    python = python or sys.executable  # the interpreter every rank runs (Tools.python)
     own = socket.gethostname()
     remote = [name for name in _names(hosts) if not is_local_host(name, own)]
     if not remote:

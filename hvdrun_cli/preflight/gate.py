@@ -7,8 +7,9 @@ plan uses first gives one line naming them, in seconds, before any rank starts a
 """
 from __future__ import annotations
 
+import sys
+
 from hvdrun_cli.launch.plan import LaunchPlan
-from hvdrun_cli.launch.tools import probe_tools
 from hvdrun_cli.preflight.check import REACH_TIMEOUT_S, reachable_or_raise
 
 SSH_LAUNCHERS = ("mpi", "gloo")  # the plans whose launcher reaches other hosts through ssh
@@ -22,4 +23,4 @@ def require_reachable_hosts(plan: LaunchPlan, timeout_s: float = REACH_TIMEOUT_S
     if plan.launcher not in SSH_LAUNCHERS:
         return
     hosts = list(dict.fromkeys(slot.hostname for slot in plan.layout))
-    reachable_or_raise(hosts, timeout_s, python=probe_tools(need_mpi_flavour=False).python)
+    reachable_or_raise(hosts, timeout_s, python=sys.executable)  # the ranks run hvdjob's interpreter

@@ -208,3 +208,27 @@ def test_gloo_jobs_get_no_mpi_setting() -> None:
     assert p.launcher == "local" and "OMPI_MCA_mpi_yield_when_idle" not in p.env_dict()
     hydra = plan(job(launcher="mpi"), replace(MPI_TOOLS, mpi_implementation="mpich"))
     assert "OMPI_MCA_mpi_yield_when_idle" not in hydra.env_dict()
+
+
+def _hierarchical(spec: JobSpec, tools: Tools = MPI_TOOLS) -> list:
+    hierarchical = replace(spec, horovod=replace(spec.horovod, hierarchical_allreduce=True))
+    return [n for n in plan(hierarchical, tools).notes if n.startswith("hierarchical allreduce")]
+
+
+@pytest.mark.parametrize("nccl, says", [
+    (False, "no effect, this Horovod build has no NCCL"),
+    (True, "on for GPU tensors (NCCL within each host, MPI across hosts)"),
+    (None, "takes effect only if Horovod was built with NCCL"),
+])
+def test_dry_run_says_what_hierarchical_allreduce_will_do_across_hosts(nccl, says) -> None:
+    notes = _hierarchical(job(np=4, hosts=("a:2", "b:2")), replace(MPI_TOOLS, horovod_nccl=nccl))
+    assert len(notes) == 1 and says in notes[0]
+
+
+def test_hierarchical_allreduce_on_one_host_is_named_as_having_no_effect() -> None:
+    notes = _hierarchical(job(np=2), replace(MPI_TOOLS, horovod_nccl=True))
+    assert notes == ["hierarchical allreduce: no effect on one host (Horovod applies it only across hosts)"]
+
+
+def test_no_hierarchical_note_unless_it_was_asked_for() -> None:
+    assert not [n for n in plan(job(np=4, hosts=("a:2", "b:2"))).notes if "hierarchical" in n]

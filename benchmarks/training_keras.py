@@ -142,7 +142,7 @@ def run(ctx: SuiteContext) -> Section:
             "throughput counts from the first batch's begin, as in the PyTorch section, so it includes Keras tracing "
             f"its step function (seconds, under load most of a short run); 'after step {warm}' leaves that out "
             f"(managed: from its progress windows, every {warm} steps; the others time the same steps)",
-            "managed: one model.fit per epoch with hvdjob's engine callback, index-gather input pipeline; "
+            "managed: the model's compiled train function per batch, hvdjob's engine around it, index-gather input pipeline; "
             "hand-written: one model.fit, DistributedOptimizer, BroadcastGlobalVariablesCallback, "
             "from_tensor_slices + shard + shuffle pipeline",
             "MWMS: TensorFlow's idiomatic path, model.fit under strategy.scope() with a DatasetCreator (per-worker "

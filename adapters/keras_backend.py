@@ -23,6 +23,7 @@ import tensorflow as tf
 from hvdrun_cli.spec.model import JobSpec
 
 from . import keras_state
+from .background import DaemonWorker
 from .backend import Backend, DataFacts, EpochPlan, Loaded, StepDriver, Sums
 from .base import LaunchInfo, RankContext, train_of
 from .checkpoint import Checkpoint
@@ -112,6 +113,8 @@ class KerasBackend(Backend):
         self._lr: Optional[float] = None
         self.batches_done = 0
         self._mark = (0.0, 0.0, 0.0)
+        self._reaper = DaemonWorker("hvdjob-iterator-reaper")  # see background.py for both
+        self._collectives = DaemonWorker("hvdjob-collective")
         return self.pipeline.facts
 
     def local_batches(self, plan: EpochPlan) -> Optional[int]:
@@ -133,6 +136,14 @@ class KerasBackend(Backend):
         model.reset_metrics()
         self.logs, self._mark = None, (0.0, 0.0, 0.0)
         iterator = iter(self.pipeline.epoch_dataset(plan))
+        try:
+            self._train_batches(train_function, iterator, steps, driver)
+        finally:
+            self._reaper.release(iterator)
+            del iterator
+
+    def _train_batches(self, train_function: Callable[[Any], Any], iterator: Any, steps: Optional[int],
+                       driver: StepDriver) -> None:
         done = 0
         while steps is None or done < steps:
             lr = driver.begin_step()
@@ -171,6 +182,14 @@ class KerasBackend(Backend):
     def allreduce(self, values: Sequence[float], op: str, name: str) -> List[float]:
         tensor = tf.constant(list(values), dtype=tf.float64)
         return hvd_tf.allreduce(tensor, op=ALLREDUCE_OPS[op], name=name).numpy().tolist()
+
+    overlaps_collectives = True  # on a helper thread: TensorFlow has no eager asynchronous allreduce
+
+    def allreduce_start(self, values: Sequence[float], op: str, name: str) -> Any:
+        return self._collectives.submit(self.allreduce, list(values), op, name)
+
+    def allreduce_result(self, pending: Any) -> List[float]:
+        return pending.result()
 
     def broadcast_object(self, obj: Any, root_rank: int = 0) -> Any:
         return hvd_tf.broadcast_object(obj, root_rank)

@@ -65,7 +65,12 @@ class ArrayTfPipeline(TfPipeline):
 
     def __init__(self, data: ArrayData, ctx: RankContext, batch_size: int, seed: int) -> None:
         self.data, self.ctx, self.batch_size, self.seed = data, ctx, batch_size, seed
-        self.x_train, self.y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+        # Variables, not constants: each epoch's pipeline captures them by handle. A captured constant
+        # is copied into every new iterator (measured: 0.19-0.24 s per epoch for 60,000 x 784 floats,
+        # against 0.03 s with variables). tf.data runs on the CPU, so the arrays stay there.
+        with tf.device("/cpu:0"):
+            self.x_train = tf.Variable(data.x_train, trainable=False, name="hvdjob_x_train")
+            self.y_train = tf.Variable(data.y_train, trainable=False, name="hvdjob_y_train")
         self.facts = DataFacts(len(data.x_train), True, "arrays", equal_shards=True)
         self.input_shape = data.input_shape
 

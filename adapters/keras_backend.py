@@ -113,8 +113,7 @@ class KerasBackend(Backend):
         self._lr: Optional[float] = None
         self.batches_done = 0
         self._mark = (0.0, 0.0, 0.0)
-        self._reaper = DaemonWorker("hvdjob-iterator-reaper")  # see background.py for both
-        self._collectives = DaemonWorker("hvdjob-collective")
+        self._collectives = DaemonWorker("hvdjob-collective")  # see background.py
         return self.pipeline.facts
 
     def local_batches(self, plan: EpochPlan) -> Optional[int]:
@@ -135,15 +134,17 @@ class KerasBackend(Backend):
         train_function = model.make_train_function()
         model.reset_metrics()
         self.logs, self._mark = None, (0.0, 0.0, 0.0)
-        iterator = iter(self.pipeline.epoch_dataset(plan))
+        iterator = self.pipeline.open_epoch(plan)
+        done = [0]
         try:
-            self._train_batches(train_function, iterator, steps, driver)
+            self._train_batches(train_function, iterator, steps, driver, done)
         finally:
-            self._reaper.release(iterator)
+            self.pipeline.close_epoch(iterator, done[0])
             del iterator
 
     def _train_batches(self, train_function: Callable[[Any], Any], iterator: Any, steps: Optional[int],
-                       driver: StepDriver) -> None:
+                       driver: StepDriver, used: List[int]) -> None:
+        """Train until the epoch's batches are done or the driver says stop; ``used[0]`` counts them."""
         done = 0
         while steps is None or done < steps:
             lr = driver.begin_step()
@@ -155,6 +156,7 @@ class KerasBackend(Backend):
             except tf.errors.OutOfRangeError:
                 return  # data of unknown length ran out: the epoch is over
             done += 1
+            used[0] = done
             self.batches_done += 1
             if not driver.end_step():
                 return

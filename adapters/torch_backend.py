@@ -182,8 +182,7 @@ class TorchBackend(Backend):
     # ----- collectives ----------------------------------------------------------------------------
 
     def allreduce(self, values: Sequence[float], op: str, name: str) -> List[float]:
-        tensor = torch.tensor(list(values), dtype=torch.float64)
-        return hvd.allreduce(tensor, op=ALLREDUCE_OPS[op], name=name).tolist()
+        return self.allreduce_result(self.allreduce_start(values, op, name))
 
     overlaps_collectives = True
 

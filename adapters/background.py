@@ -1,18 +1,14 @@
-"""Work a rank hands off its training thread: calls that wait, and destructors that wait.
+"""Work a rank hands off its training thread: destructors that wait.
 
 :class:`DaemonWorker` runs calls one at a time, in order, on a daemon thread. Daemon, unlike
 ``concurrent.futures``' workers, which the interpreter joins at exit before Horovod's own exit
-handler shuts Horovod down: a collective left waiting for a rank that died would then hang the exit.
+handler shuts Horovod down: a call left waiting would then hang the exit.
 
-Two uses in the Keras loop:
-
-* the stop check's allreduce: TensorFlow has no eager asynchronous allreduce, so it waits here while
-  training goes on (Horovod matches collectives by name, not by the thread that submitted them);
-* finished ``tf.data`` iterators: an iterator's destructor waits for tf.data's autotuning thread to
-  stop, which can take a few hundred milliseconds (measured here: 1 in 4 took 0.37-0.38 s after an
-  epoch of 12 ms steps, about 1 ms with autotuning off). Deleted where the epoch ends, it stalled one
-  rank while every other rank waited for it in the epoch's allreduce: 0.44-0.49 s at about one epoch
-  end in two on the managed Keras benchmark job.
+The Keras loop drops finished ``tf.data`` iterators there: an iterator's destructor waits for
+tf.data's autotuning thread to stop, which can take a few hundred milliseconds (measured here: 1 in 4
+took 0.37-0.38 s after an epoch of 12 ms steps, about 1 ms with autotuning off). Deleted where the
+epoch ends, it stalled one rank while every other rank waited for it in the epoch's allreduce:
+0.44-0.49 s at about one epoch end in two on the managed Keras benchmark job.
 """
 from __future__ import annotations
 

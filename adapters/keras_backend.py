@@ -23,7 +23,6 @@ import tensorflow as tf
 from hvdrun_cli.spec.model import JobSpec
 
 from . import keras_state
-from .background import DaemonWorker
 from .backend import Backend, DataFacts, EpochPlan, Loaded, StepDriver, Sums
 from .base import LaunchInfo, RankContext, train_of
 from .checkpoint import Checkpoint
@@ -113,7 +112,6 @@ class KerasBackend(Backend):
         self._lr: Optional[float] = None
         self.batches_done = 0
         self._mark = (0.0, 0.0, 0.0)
-        self._collectives = DaemonWorker("hvdjob-collective")  # see background.py
         return self.pipeline.facts
 
     def local_batches(self, plan: EpochPlan) -> Optional[int]:
@@ -185,13 +183,10 @@ class KerasBackend(Backend):
         tensor = tf.constant(list(values), dtype=tf.float64)
         return hvd_tf.allreduce(tensor, op=ALLREDUCE_OPS[op], name=name).numpy().tolist()
 
-    overlaps_collectives = True  # on a helper thread: TensorFlow has no eager asynchronous allreduce
-
-    def allreduce_start(self, values: Sequence[float], op: str, name: str) -> Any:
-        return self._collectives.submit(self.allreduce, list(values), op, name)
-
-    def allreduce_result(self, pending: Any) -> List[float]:
-        return pending.result()
+    # The stop check stays synchronous here. TensorFlow has no eager asynchronous allreduce, and one
+    # waiting on a helper thread collided with the main thread's next one: in eager mode Horovod names
+    # the tensor after the op's kernel, not after ``name``, so two eager allreduces in flight share a
+    # name ("a tensor with the same name ... is currently being processed").
 
     def broadcast_object(self, obj: Any, root_rank: int = 0) -> Any:
         return hvd_tf.broadcast_object(obj, root_rank)

@@ -1,8 +1,8 @@
 """Work a rank hands off its training thread: destructors that wait.
 
-:class:`DaemonWorker` runs calls one at a time, in order, on a daemon thread. Daemon, unlike
-``concurrent.futures``' workers, which the interpreter joins at exit before Horovod's own exit
-handler shuts Horovod down: a call left waiting would then hang the exit.
+:class:`DaemonWorker` drops released objects, one at a time, in order, on a daemon thread. Daemon,
+unlike ``concurrent.futures``' workers, which the interpreter joins at exit before Horovod's own exit
+handler shuts Horovod down: a destructor left waiting would then hang the exit.
 
 The Keras loop drops finished ``tf.data`` iterators there: an iterator's destructor waits for
 tf.data's autotuning thread to stop, which can take a few hundred milliseconds (measured here: 1 in 4
@@ -14,38 +14,25 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import Future
-from typing import Any, Callable, Optional, Tuple
-
-
-def _release(_: Any) -> None:
-    """Nothing: dropping the argument afterwards, on the worker thread, is the point."""
+from typing import Any, Optional
 
 
 class DaemonWorker:
+    """Holds the last reference to each released object until its daemon thread drops it, in order."""
+
     def __init__(self, name: str) -> None:
         self.name = name
-        self._queue: "queue.SimpleQueue[Tuple[Callable[..., Any], Tuple[Any, ...], Future]]" = queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        """Run ``fn(*args)`` after the calls submitted before it; the future gives its result or error."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-        future: Future = Future()
-        self._queue.put((fn, args, future))
-        return future
 
     def release(self, obj: Any) -> None:
         """Take over ``obj`` and drop it on the worker thread; the caller must hold no other reference."""
-        self.submit(_release, obj)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        self._queue.put(obj)
 
     def _run(self) -> None:
         while True:
-            fn, args, future = self._queue.get()
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
-                future.set_exception(exc)
-            del fn, args, future  # destructors of what the call was given run here
+            obj = self._queue.get()
+            del obj  # its destructor runs here, off the training thread

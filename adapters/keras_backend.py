@@ -133,16 +133,16 @@ class KerasBackend(Backend):
         model.reset_metrics()
         self.logs, self._mark = None, (0.0, 0.0, 0.0)
         iterator = self.pipeline.open_epoch(plan)
-        done = [0]
+        started_at = self.batches_done
         try:
-            self._train_batches(train_function, iterator, steps, driver, done)
+            self._train_batches(train_function, iterator, steps, driver)
         finally:
-            self.pipeline.close_epoch(iterator, done[0])
+            self.pipeline.close_epoch(iterator, self.batches_done - started_at)
             del iterator
 
     def _train_batches(self, train_function: Callable[[Any], Any], iterator: Any, steps: Optional[int],
-                       driver: StepDriver, used: List[int]) -> None:
-        """Train until the epoch's batches are done or the driver says stop; ``used[0]`` counts them."""
+                       driver: StepDriver) -> None:
+        """Train until the epoch's batches are done or the driver says stop."""
         done = 0
         while steps is None or done < steps:
             lr = driver.begin_step()
@@ -154,7 +154,6 @@ class KerasBackend(Backend):
             except tf.errors.OutOfRangeError:
                 return  # data of unknown length ran out: the epoch is over
             done += 1
-            used[0] = done
             self.batches_done += 1
             if not driver.end_step():
                 return

@@ -5,8 +5,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 from hvdrun_cli.adapters.background import DaemonWorker
 
 
@@ -28,21 +26,32 @@ def test_a_released_objects_destructor_runs_on_the_worker_without_blocking_the_c
     assert seen["thread"] == "reaper-under-test"
 
 
-def test_calls_run_in_order_and_their_results_and_errors_reach_the_future() -> None:
-    worker, order = DaemonWorker("calls-under-test"), []
-    first = worker.submit(lambda: order.append(1) or "one")
-    failing = worker.submit(lambda: 1 / 0)
-    last = worker.submit(lambda: order.append(3) or "three")
-    assert (first.result(10), last.result(10)) == ("one", "three")
-    assert order == [1, 3]
-    with pytest.raises(ZeroDivisionError):
-        failing.result(10)
+def test_released_objects_are_destroyed_in_the_order_they_were_released() -> None:
+    order, all_done = [], threading.Event()
+
+    class Tracked:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __del__(self) -> None:
+            order.append(self.n)
+            if len(order) == 3:
+                all_done.set()
+
+    worker = DaemonWorker("order-under-test")
+    for n in range(3):
+        worker.release(Tracked(n))
+    assert all_done.wait(10)
+    assert order == [0, 1, 2]
 
 
-def test_a_call_that_never_returns_does_not_keep_the_process_from_exiting() -> None:
+def test_a_destructor_that_never_returns_does_not_keep_the_process_from_exiting() -> None:
     program = ("import threading\n"
                "from hvdrun_cli.adapters.background import DaemonWorker\n"
-               "DaemonWorker('stuck').submit(threading.Event().wait)  # like an allreduce whose peer died\n"
+               "class Stuck:\n"
+               "    def __del__(self):\n"
+               "        threading.Event().wait()  # like a destructor waiting for a thread that never ends\n"
+               "DaemonWorker('stuck').release(Stuck())\n"
                "print('done', flush=True)\n")
     finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert finished.returncode == 0 and finished.stdout.strip() == "done", finished.stderr

@@ -25,7 +25,7 @@ from hvdrun_cli.hosts import (
     parse_hostfile,
     total_slots,
 )
-from hvdrun_cli.launch import data_plane
+from hvdrun_cli.launch import coll_rules, data_plane
 from hvdrun_cli.launch.affinity import BINDING_ENV, GPUS_PER_RANK_ENV
 from hvdrun_cli.launch.data_plane import DataPlane, hierarchical_note
 from hvdrun_cli.launch.elastic import build_elastic_plan, initial_np
@@ -240,6 +240,12 @@ def make_plan(
         env.update(mpi_data_plane_env())
     if builder == LauncherKind.MPI and tools.mpi_implementation in (None, "openmpi"):
         env.update(mpi_wait_env(environ, spec.env))
+    rules_file = None
+    if (builder == LauncherKind.MPI and decision.data_plane is not None and tools.mpi_implementation == "openmpi"
+            and coll_rules.applies(tools.mpi_version, np, (environ, spec.env))):
+        from_bytes = coll_rules.segmented_from_bytes(tools.cache_bytes)
+        rules_file = GeneratedFile(os.path.join(run_dir, coll_rules.RULES_FILE), coll_rules.rules_text(np, from_bytes))
+        env.update(coll_rules.rules_env(rules_file.path))
     if reach:
         env[ENV_LAUNCHER_REACH] = reach
     inputs = PlanInputs(
@@ -264,7 +270,8 @@ def make_plan(
         LauncherKind.SRUN: build_srun_plan,
     }[builder](inputs)
     notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
-    notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env))
+    notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env)
+                 + (coll_rules.describe(coll_rules.segmented_from_bytes(tools.cache_bytes)) if rules_file else ""))
     notes.append("binding: " + _binding_text(mode, placed, decision.local, remote_auto))
     hierarchical = hierarchical_note(spec.horovod.hierarchical_allreduce, hosts=len({s.hostname for s in layout}),
                                      nccl=tools.horovod_nccl)
@@ -280,7 +287,8 @@ def make_plan(
         bindings = allocation_bindings(layout, slurm_cpus_per_node(environ), mode, spec.horovod.threads_per_rank,
                                        spec.resources.gpus_per_rank)
     spec_file = GeneratedFile(spec_json_path, json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n")
-    return replace(plan, notes=tuple(notes) + plan.notes, bindings=bindings, files=plan.files + (spec_file,))
+    generated = plan.files + (spec_file,) + ((rules_file,) if rules_file else ())
+    return replace(plan, notes=tuple(notes) + plan.notes, bindings=bindings, files=generated)
 
 
 def _mpi_wait_text(env: Mapping[str, str]) -> str:

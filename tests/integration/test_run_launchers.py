@@ -65,6 +65,22 @@ def test_plain_horovod_script_runs_on_two_ranks(tmp_path: Path, launcher: str, e
     assert read_json(run_dir / "result.json")["exit_code"] == 0
 
 
+@pytest.mark.mpirun
+def test_large_allreduces_under_the_segmented_ring_rules_are_exact(tmp_path: Path) -> None:
+    if not shutil.which("mpirun"):
+        pytest.skip("mpirun is not installed")
+    finished = run_hvdjob("run", str(_job(tmp_path, "auto", script="large_allreduce_torch.py")), cwd=tmp_path)
+    assert finished.returncode == 0, finished.output
+    run_dir = finished.run_dir()
+    plan = read_json(run_dir / "plan.json")
+    assert plan["launcher"] == "mpi", plan["notes"]  # hvdjob's default data plane on one machine
+    rules = run_dir / "mpi-coll-rules.txt"
+    assert rules.is_file() and " 5 0 262144" in rules.read_text()  # the file the ranks were pointed at
+    for rank in (0, 1):
+        for mib in (1, 24):
+            assert f"rank={rank} allreduce {mib} MiB: 0 wrong values" in finished.stdout, finished.output
+
+
 def test_gloo_through_horovodrun(tmp_path: Path) -> None:
     finished = run_hvdjob(
         "run", str(_job(tmp_path, "gloo")), cwd=tmp_path, env={"HVDJOB_GLOO_VIA_HOROVODRUN": "1"}

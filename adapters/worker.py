@@ -22,6 +22,7 @@ from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
 from hvdrun_cli.contract import ENV_SPEC, EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED
 
 from .backend import Backend
+from . import startup_gc
 from .base import LaunchInfo, StopRequested
 from .rankenv import env_rank, export_thread_env, process_start_unix_time, threads_per_rank
 from .timeline import complete_timeline
@@ -70,10 +71,13 @@ def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
     from .counting import counting_for
     from .engine import Engine
 
+    startup_gc.pause()
     backend = backend_class(spec.framework)()
     ctx = backend.init(launch)
     try:
-        Engine(spec, ctx, launch, backend, counting_for(spec)).run()
+        engine = Engine(spec, ctx, launch, backend, counting_for(spec))
+        startup_gc.resume()
+        engine.run()
         complete_timeline()
     except StopRequested as stop:
         complete_timeline()

@@ -120,6 +120,8 @@ def test_torch_two_backward_passes_of_half_batches_make_one_full_batch_step(torc
 
 
 BIG_GRADIENT = """
+    import gc
+
     import torch
 
     class Bias(torch.nn.Module):
@@ -134,6 +136,7 @@ BIG_GRADIENT = """
             probe = torch.ones(2, 2) @ torch.ones(2, 2)  # autocast decides this dtype
             if not self.reported:
                 print(f"forward computes in {probe.dtype}", flush=True)
+                print(f"collector on: {gc.isenabled()}, frozen: {gc.get_freeze_count()}", flush=True)
                 self.reported = True
             return self.bias.expand(x.shape[0], -1) + 0 * x[:, :1]
 
@@ -180,6 +183,15 @@ def test_torch_mixed_precision_runs_the_forward_pass_under_bfloat16_autocast(big
                     files=[("biggrad.py", BIG_GRADIENT)])
     assert re.search(r"^\[0\] forward computes in torch\.bfloat16$", mixed.finished.stdout, re.M), mixed.output
     assert re.search(r"^\[0\] forward computes in torch\.float32$", big_gradient_fp32.finished.stdout, re.M)
+
+
+def test_training_runs_with_the_collector_on_and_the_start_up_objects_frozen(big_gradient_fp32) -> None:
+    """The collector is paused while a rank imports and builds (start-up time), never while it trains."""
+    found = re.findall(r"^\[(\d)\] collector on: (\w+), frozen: (\d+)$", big_gradient_fp32.finished.stdout, re.M)
+    assert sorted(rank for rank, _, _ in found) == ["0", "1"], big_gradient_fp32.output
+    for _, enabled, frozen in found:
+        assert enabled == "True"
+        assert int(frozen) > 100_000  # torch, Horovod and the job's own objects: never scanned again
 
 
 def test_adasum_over_gloo_is_refused_with_its_reason_and_no_training(tmp_path) -> None:

@@ -22,7 +22,7 @@ from hvdrun_cli.spec.model import FRAMEWORKS, JobSpec
 from hvdrun_cli.contract import ENV_SPEC, EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED
 
 from .backend import Backend
-from . import startup_gc
+from . import horovod_wait, startup_gc
 from .base import LaunchInfo, StopRequested
 from .rankenv import env_rank, export_thread_env, process_start_unix_time, threads_per_rank
 from .timeline import complete_timeline
@@ -90,6 +90,7 @@ def run_managed(spec: JobSpec, launch: LaunchInfo) -> int:
 def main() -> int:
     try:
         spec = read_spec(os.environ.get(ENV_SPEC))
+        horovod_wait.install()
         threads = threads_per_rank(spec.horovod.threads_per_rank, os.environ)
         export_thread_env(threads, os.environ)
         if spec.framework == "tensorflow":

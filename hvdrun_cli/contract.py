@@ -46,6 +46,8 @@ ENV_GLOO_VIA_HOROVODRUN = "HVDJOB_GLOO_VIA_HOROVODRUN"  # "1": local Gloo launch
 # parameters there (``rank<N>.npy``, flattened float64) so tools can compare ranks: ``hvdjob smoke``
 # checks that every rank holds identical weights; tests compare a resumed run with an uninterrupted one.
 ENV_PARAM_DUMP = "HVDJOB_PARAM_DUMP"
+# "horovod": ranks keep Horovod's own synchronize wait (a sched_yield loop) instead of hvdjob's sleeping one.
+ENV_HOROVOD_WAIT = "HVDJOB_HOROVOD_WAIT"
 
 # Launcher variables a rank reads its global rank / local size from before Horovod starts; first match wins.
 RANK_VARIABLES = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID")

@@ -81,6 +81,14 @@ def test_large_allreduces_under_the_segmented_ring_rules_are_exact(tmp_path: Pat
             assert f"rank={rank} allreduce {mib} MiB: 0 wrong values" in finished.stdout, finished.output
 
 
+@pytest.mark.parametrize("env, owner", [({}, "hvdjob"), ({"HVDJOB_HOROVOD_WAIT": "horovod"}, "horovod")])
+def test_a_plain_script_waits_for_horovod_by_sleeping_unless_told_otherwise(tmp_path: Path, env, owner) -> None:
+    finished = run_hvdjob("run", str(_job(tmp_path, "gloo", script="wait_probe_torch.py")), cwd=tmp_path, env=env)
+    assert finished.returncode == 0, finished.output
+    for rank in (0, 1):
+        assert f"rank={rank} sum=3.0 wait={owner}" in finished.stdout, finished.output
+
+
 def test_gloo_through_horovodrun(tmp_path: Path) -> None:
     finished = run_hvdjob(
         "run", str(_job(tmp_path, "gloo")), cwd=tmp_path, env={"HVDJOB_GLOO_VIA_HOROVODRUN": "1"}

@@ -12,6 +12,10 @@ bound (the numbers are in the README's Performance section).
 It applies to managed jobs and to a user's own script alike: the worker installs an import hook,
 so Horovod's extension is patched the moment anything imports it, and nothing is imported early.
 ``HVDJOB_HOROVOD_WAIT=horovod`` keeps Horovod's own wait.
+
+A wait longer than ``SLEEP_AT_MOST_S`` is no step's allreduce but a straggler or a hang, and goes
+back to Horovod's own wait: its busy CPU is how hvdjob's watchdog (``launch/watchdog.py``) tells a
+rank waiting in a collective from the rank at fault, which sleeps or blocks.
 """
 from __future__ import annotations
 
@@ -27,16 +31,20 @@ from hvdrun_cli.contract import ENV_HOROVOD_WAIT
 
 EXTENSION = "horovod.torch.mpi_lib_v2"  # the compiled module horovod.torch.mpi_ops calls
 SLEEP_S = 50e-6
+SLEEP_AT_MOST_S = 1.0
 KEEP_HOROVODS = "horovod"
 _PATCHED = "_hvdjob_sleeping_wait"
 
 
 def sleeping_wait(poll: Callable[[int], int], wait_and_clear: Callable[[int], Any],
-                  sleep: Callable[[float], None] = time.sleep) -> Callable[[int], Any]:
-    """``wait_and_clear`` that first sleeps until ``poll`` says the operation is done."""
+                  sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> Callable[[int], Any]:
+    """``wait_and_clear`` that first sleeps until ``poll`` says the operation is done (for at most
+    ``SLEEP_AT_MOST_S``; then Horovod's own wait takes over)."""
 
     def wait(handle: int) -> Any:
-        while not poll(handle):
+        give_up = clock() + SLEEP_AT_MOST_S
+        while not poll(handle) and clock() < give_up:
             sleep(SLEEP_S)
         return wait_and_clear(handle)
 

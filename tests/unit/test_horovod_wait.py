@@ -20,6 +20,20 @@ def test_the_wait_sleeps_until_the_operation_is_done_then_returns_horovods_own_r
     assert waited == [7] and sleeps == [horovod_wait.SLEEP_S] * 3
 
 
+def test_a_long_wait_goes_back_to_horovods_own_wait_for_the_watchdog_to_see() -> None:
+    """Past SLEEP_AT_MOST_S the rank waits in Horovod's busy loop: the watchdog's sign of a rank that only waits."""
+    now, sleeps, waited = [0.0], [], []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += 0.25
+
+    wait = horovod_wait.sleeping_wait(lambda handle: 0, lambda handle: waited.append(handle), sleep, lambda: now[0])
+    wait(9)
+    assert waited == [9]  # handed over, still not done: Horovod's own wait blocks until it is
+    assert len(sleeps) == int(horovod_wait.SLEEP_AT_MOST_S / 0.25)
+
+
 def test_horovods_errors_reach_the_caller_unchanged() -> None:
     def failing(handle: int) -> None:
         raise RuntimeError("Horovod has been shut down")

@@ -240,12 +240,13 @@ def make_plan(
         env.update(mpi_data_plane_env())
     if builder == LauncherKind.MPI and tools.mpi_implementation in (None, "openmpi"):
         env.update(mpi_wait_env(environ, spec.env))
-    rules_file = None
+    rules_file, rules_note = None, ""
     if (builder == LauncherKind.MPI and decision.data_plane is not None and tools.mpi_implementation == "openmpi"
             and coll_rules.applies(tools.mpi_version, np, (environ, spec.env))):
         from_bytes = coll_rules.segmented_from_bytes(tools.cache_bytes)
         rules_file = GeneratedFile(os.path.join(run_dir, coll_rules.RULES_FILE), coll_rules.rules_text(np, from_bytes))
         env.update(coll_rules.rules_env(rules_file.path))
+        rules_note = coll_rules.describe(from_bytes)
     if reach:
         env[ENV_LAUNCHER_REACH] = reach
     inputs = PlanInputs(
@@ -270,8 +271,7 @@ def make_plan(
         LauncherKind.SRUN: build_srun_plan,
     }[builder](inputs)
     notes = [f"launcher {plan.launcher}: {reason}; hosts from {source.origin}"]
-    notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env)
-                 + (coll_rules.describe(coll_rules.segmented_from_bytes(tools.cache_bytes)) if rules_file else ""))
+    notes.append("data plane: " + _data_plane_text(decision, builder) + _mpi_wait_text(env) + rules_note)
     notes.append("binding: " + _binding_text(mode, placed, decision.local, remote_auto))
     hierarchical = hierarchical_note(spec.horovod.hierarchical_allreduce, hosts=len({s.hostname for s in layout}),
                                      nccl=tools.horovod_nccl)

@@ -23,7 +23,8 @@ ALLREDUCE_ID = 2  # coll_base_functions.h: the collective's index in the rules f
 SEGMENTED_RING = 5  # coll_tuned_allreduce_algorithm
 FIXED_DECISION = 0  # "no rule": Open MPI's compiled-in decision
 SEGMENT_BYTES = 256 * 1024  # fits the L2 of current x86 and Arm server cores
-DEFAULT_CACHE_BYTES = 32 * 1024 * 1024  # when the cache size cannot be read
+MIB = 1024 * 1024
+DEFAULT_CACHE_BYTES = 32 * MIB  # when the cache size cannot be read
 RULES_FILE = "mpi-coll-rules.txt"
 USE_DYNAMIC_RULES = "OMPI_MCA_coll_tuned_use_dynamic_rules"
 RULES_FILENAME = "OMPI_MCA_coll_tuned_dynamic_rules_filename"
@@ -61,5 +62,6 @@ def rules_env(path: str) -> Dict[str, str]:
 
 def describe(from_bytes: int) -> str:
     """The dry run's words for the rule."""
-    return (f"; allreduces from {from_bytes // (1024 * 1024)} MiB take Open MPI's segmented ring "
+    start = f"{from_bytes // MIB} MiB" if from_bytes >= MIB else f"{from_bytes // 1024} KiB"
+    return (f"; allreduces from {start} take Open MPI's segmented ring "
             f"({SEGMENT_BYTES // 1024} KiB segments, cache-sized)")

@@ -96,8 +96,7 @@ def last_level_cache_bytes(cpu: int, root: str = "/sys/devices/system/cpu") -> O
     best: Tuple[int, Optional[int]] = (0, None)
     folder = Path(root) / f"cpu{cpu}" / "cache"
     try:
-        entries = sorted(folder.glob("index*"))
-        for entry in entries:
+        for entry in sorted(folder.glob("index*")):
             level = int((entry / "level").read_text().strip())
             kind = (entry / "type").read_text().strip()
             if kind in ("Unified", "Data") and level >= best[0]:

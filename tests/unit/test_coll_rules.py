@@ -49,6 +49,7 @@ def test_the_ring_starts_at_half_the_last_level_cache() -> None:
     assert coll_rules.segmented_from_bytes(32 * MIB) == 16 * MIB
     assert coll_rules.segmented_from_bytes(None) == 16 * MIB  # unreadable: a common server L3
     assert coll_rules.segmented_from_bytes(256 * 1024) == coll_rules.SEGMENT_BYTES  # never below one segment
+    assert coll_rules.describe(coll_rules.SEGMENT_BYTES).startswith("; allreduces from 256 KiB ")  # small caches
 
 
 def test_a_local_mpi_job_gets_the_rules_file_its_ranks_read_and_the_dry_run_says_so() -> None:

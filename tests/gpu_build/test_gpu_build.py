@@ -15,6 +15,8 @@ from typing import Dict, List
 
 import pytest
 
+from tests.launcher_rows import rank_rows
+
 VENV = Path(os.environ["HVDJOB_GPU_VENV"])
 BIN = VENV / "bin"
 SCRIPTS = Path(__file__).resolve().parents[1] / "integration" / "scripts"
@@ -68,8 +70,7 @@ def test_two_ranks_reduce_on_cpu_with_the_cuda_build() -> None:
             str(SCRIPTS / "build_check_torch.py")]
     done = run(argv)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [json.JSONDecoder().raw_decode(line[line.find("{"):])[0]
-            for line in done.stdout.splitlines() if '"rank"' in line]
+    rows = rank_rows(done.stdout)
     assert sorted(r["rank"] for r in rows) == [0, 1]
     assert all(r["sum"] == [3.0, 20.0] for r in rows)
     assert rows[0]["weights"] == rows[1]["weights"]

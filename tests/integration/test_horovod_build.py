@@ -6,7 +6,6 @@ weights after one step must be bit-identical on both ranks.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import List
 
 import pytest
+
+from tests.launcher_rows import rank_rows
 
 pytestmark = pytest.mark.integration
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -25,12 +26,7 @@ def _results(argv: List[str], env_extra: dict) -> List[dict]:
     env = dict(os.environ, **env_extra)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = []
-    for line in done.stdout.splitlines():
-        start = line.find("{")
-        if start >= 0 and '"rank"' in line:
-            rows.append(json.JSONDecoder().raw_decode(line[start:])[0])
-    return sorted(rows, key=lambda r: r["rank"])
+    return rank_rows(done.stdout)
 
 
 def _check(rows: List[dict]) -> None:

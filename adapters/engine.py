@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from hvdrun_cli.contract import (ENV_PARAM_DUMP, STATUS_ALREADY_COMPLETE, STATUS_COMPLETED, STATUS_MAX_STEPS,
                                  STATUS_STOPPED)
@@ -36,8 +36,19 @@ from .schedule import LrSchedule, make_schedule, scaled_lr
 from .stopping import STOP_CHECK_EVERY, StopFlag
 
 STOP_CHECK_NAME = "hvdjob.stop"
+WINDOW_NAME = "hvdjob.window"
 
 Metrics = Tuple[Optional[float], Optional[float]]
+
+
+class WindowFacts(NamedTuple):
+    """Where a metric window ended and how fast its steps were; its sums arrive later."""
+
+    epoch: int
+    global_step: int
+    lr: float
+    step_time_s: float
+    wait_per_step_s: float
 
 
 def mean_metrics(sums: Sums) -> Metrics:
@@ -109,6 +120,7 @@ class Engine(StepDriver):
         self._window_step = 0
         self._engine_wait = 0.0
         self._stop_check: Any = None  # a stop check in flight (backends that overlap collectives)
+        self._window: Optional[Tuple[Any, WindowFacts]] = None  # a metric window in flight (likewise)
 
     # ----- set-up helpers -----------------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class Engine(StepDriver):
         if self.complete():
             return self.already_complete()
         self._window_time, self._window_step, self._engine_wait = time.perf_counter(), self.global_step, 0.0
-        self._stop_check = None  # (re-)entered: after an elastic reset, a check in flight is gone
+        self._stop_check = self._window = None  # (re-)entered: after an elastic reset, collectives in flight are gone
         while not self.complete() and not self.stopping:
             plan = self.counting.epoch_plan(self)
             self.start_epoch(plan)
@@ -193,6 +205,7 @@ class Engine(StepDriver):
         if not self.even:
             # Ranks that ran out stopped applying updates: take the state of the one that trained longest.
             backend.broadcast_state(True, backend.join())
+        self.collect_window()
         started = time.perf_counter()
         self.stopping = self.collect_stop_check() or self.stopping
         # One allreduce: stop and cut flags, each rank's steps and batches, the metric window's sums.
@@ -240,6 +253,8 @@ class Engine(StepDriver):
         step = self.global_step
         self.counting.count_step(self)
         self.marks.step_done(step)
+        if self._window is not None:
+            self.collect_window()
         if step % self.log_interval == 0:
             self.log_window()
         if self.interval and step % self.interval == 0 and self.step_in_epoch <= self.safe_until:
@@ -274,22 +289,43 @@ class Engine(StepDriver):
         return pending is not None and self.backend.allreduce_result(pending)[0] > 0
 
     def log_window(self) -> None:
-        """One progress line and metrics record: the window's sums from every rank, step time, waits."""
-        started = time.perf_counter()
-        loss_sum, correct, count = self.backend.allreduce(self.backend.take_window(), "sum", "hvdjob.window")
+        """End a metric window: one progress line and metrics record from every rank's sums.
+
+        Where the backend overlaps collectives, the sums travel with the next step's gradients
+        and the line is written when that step ends; no step waits for the window.
+        """
+        sums = self.backend.take_window()
         now = time.perf_counter()
-        self._engine_wait += now - started
-        self.add_window(loss_sum, correct, count)
         steps = max(1, self.global_step - self._window_step)
         gradient_wait = self.backend.take_sync_wait()
-        wait = self._engine_wait + (gradient_wait or 0.0)
+        facts = WindowFacts(self.epoch, self.global_step, self.lr, (now - self._window_time) / steps,
+                            (self._engine_wait + (gradient_wait or 0.0)) / steps)
         self._engine_wait = 0.0
-        step_time = (now - self._window_time) / steps
         self._window_time, self._window_step = now, self.global_step
+        if self.backend.overlaps_collectives:
+            self._window = (self.backend.allreduce_start(sums, "sum", WINDOW_NAME), facts)
+        else:
+            totals = self.backend.allreduce(sums, "sum", WINDOW_NAME)
+            self._engine_wait += time.perf_counter() - now
+            self.report_window(totals, facts)
+
+    def collect_window(self) -> None:
+        """Report the metric window in flight, if there is one."""
+        if self._window is None:
+            return
+        (pending, facts), self._window = self._window, None
+        started = time.perf_counter()
+        totals = self.backend.allreduce_result(pending)
+        self._engine_wait += time.perf_counter() - started
+        self.report_window(totals, facts)
+
+    def report_window(self, totals: Sequence[float], facts: "WindowFacts") -> None:
+        loss_sum, correct, count = totals
+        self.add_window(loss_sum, correct, count)
         loss, accuracy = mean_metrics((loss_sum, correct, count))
-        self.reporter.progress(epoch=self.epoch, global_step=self.global_step, loss=loss or 0.0,
-                               accuracy=accuracy or 0.0, lr=self.lr, samples_done=self.samples,
-                               step_time_s=step_time, allreduce_wait_s=wait / steps)
+        self.reporter.progress(epoch=facts.epoch, global_step=facts.global_step, loss=loss or 0.0,
+                               accuracy=accuracy or 0.0, lr=facts.lr, samples_done=self.samples,
+                               step_time_s=facts.step_time_s, allreduce_wait_s=facts.wait_per_step_s)
 
     def add_window(self, loss_sum: float, correct: float, count: float) -> None:
         self.samples += int(count)

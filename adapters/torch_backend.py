@@ -1,8 +1,9 @@
 """PyTorch behind the engine: Horovod's ``DistributedOptimizer`` and a plain step loop.
 
 One optimizer step = ``backward_passes_per_step`` batches of ``batch_size`` per rank. Per step the
-loop does what a hand-written Horovod loop does (zero_grad, forward, backward, step) plus two
-in-place additions to the metric sums; nothing is copied to the host until a logging window ends.
+loop does what a hand-written Horovod loop does (zero_grad, forward, backward, step); each batch's
+loss and outputs are kept for the metric window (``torch_metrics``), whose sums are computed in
+batches and copied to the host only when a logging window ends.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .checkpoint import Checkpoint, Position
 from .collective import check_reduction
 from .torch_build import build_loss, build_model, build_optimizer
 from .torch_data import Pipeline, pipeline_for
+from .torch_metrics import WindowSums
 
 REDUCE_OPS = {"average": hvd.Average, "sum": hvd.Sum, "adasum": hvd.Adasum}
 COMPRESSIONS = {"none": hvd.Compression.none, "fp16": hvd.Compression.fp16}
@@ -75,9 +77,8 @@ class TorchBackend(Backend):
         # Different dropout masks per rank; the model was already initialised from the shared seed.
         torch.manual_seed(train.seed + 1000003 * (ctx.rank + 1))
         self._lr: Optional[float] = None
-        self._loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        self._count = 0
+        self._mixed_precision = train.mixed_precision
+        self._window = WindowSums(self.device)
         self._wait = 0.0
         self.batches_done = 0
         return self.pipeline.facts
@@ -109,17 +110,15 @@ class TorchBackend(Backend):
     def _batch(self, x: torch.Tensor, y: torch.Tensor, scale: int) -> None:
         """Forward and backward of one batch; its loss and correct count join the window's sums."""
         x, y = self._inputs(x, y)
-        device = self.device
-        # bfloat16 autocast needs no loss scaling, on CPU and GPU alike.
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.train.mixed_precision):
+        if self._mixed_precision:  # bfloat16 autocast needs no loss scaling, on CPU and GPU alike
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                out = self.model(x)
+                loss = self.loss_fn(out, y)
+        else:  # even a disabled autocast context costs a small step ~2% (entering and leaving it)
             out = self.model(x)
             loss = self.loss_fn(out, y)
         (loss / scale if scale > 1 else loss).backward()  # a step's gradient is the mean over its batches
-        n = y.shape[0]
-        self._loss_sum.add_(loss.detach(), alpha=n)  # no grad: detached, and argmax is not differentiable
-        if out.dim() == 2 and y.dim() == 1:
-            self._correct.add_((out.argmax(dim=1) == y).sum())
-        self._count += n
+        self._window.add(loss, out, y)
 
     def _step(self) -> None:
         started = time.perf_counter()
@@ -154,11 +153,7 @@ class TorchBackend(Backend):
                 return
 
     def take_window(self) -> Sums:
-        sums = (float(self._loss_sum), float(self._correct), float(self._count))
-        self._loss_sum.zero_()
-        self._correct.zero_()
-        self._count = 0
-        return sums
+        return self._window.take()
 
     def take_sync_wait(self) -> Optional[float]:
         wait, self._wait = self._wait, 0.0

@@ -257,3 +257,24 @@ def test_an_overlapped_stop_check_is_honoured_at_the_next_check_or_the_epochs_en
     assert (tmp_path / "ckpt" / f"ckpt-{stopped_at:09d}.json").exists()
     assert all(b.started >= 3 for b in backends)  # the checks did go through allreduce_start
     assert world.log.count("hvdjob.stop") == sum(1 for s in range(2, stopped_at + 1, 2))
+
+
+def _window_records(run_dir: Path) -> List[tuple]:
+    return [(r["epoch"], r["step"], r["loss"], r["accuracy"], r["lr"]) for r in metrics(run_dir) if r["kind"] == "train"]
+
+
+@pytest.mark.parametrize("batches", [[7, 7], [7, 4]])
+def test_an_overlapped_metric_window_reports_what_a_waited_for_one_does(tmp_path: Path, batches: List[int]) -> None:
+    """The window's sums travel with the next step's gradients; every line and the summary are unchanged."""
+    outcomes = {}
+    for kind in (FakeBackend, OverlappingBackend):
+        world, data = FakeWorld(2), FakeData(batches)
+        backends = [kind(data, world, rank) for rank in range(2)]
+        where = tmp_path / kind.__name__
+        results = run_ranks([job(where, epochs=2, log_interval=3)] * 2, backends, where)
+        assert all(isinstance(r, dict) for r in results), results
+        outcomes[kind] = (_window_records(where / "run"), {k: results[0][k] for k in ("steps", "samples", "train_loss")})
+        if kind is OverlappingBackend:
+            assert backends[0].started >= len(outcomes[kind][0])  # rank 0's windows went out overlapped
+    assert outcomes[OverlappingBackend] == outcomes[FakeBackend]
+    assert [r[1] for r in outcomes[FakeBackend][0]][:2] == [3, 6]

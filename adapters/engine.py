@@ -202,12 +202,14 @@ class Engine(StepDriver):
     def end_epoch(self) -> None:
         """After this rank's last batch: wait for the others, agree on stop/steps, validate a finished epoch."""
         backend, size = self.backend, self.ctx.size
-        if not self.even:
-            # Ranks that ran out stopped applying updates: take the state of the one that trained longest.
-            backend.broadcast_state(True, backend.join())
+        # Collectives in flight end first: Horovod's join must not find this rank with one pending
+        # (the ranks still training submit them when they pass the same step).
         self.collect_window()
         started = time.perf_counter()
         self.stopping = self.collect_stop_check() or self.stopping
+        if not self.even:
+            # Ranks that ran out stopped applying updates: take the state of the one that trained longest.
+            backend.broadcast_state(True, backend.join())
         # One allreduce: stop and cut flags, each rank's steps and batches, the metric window's sums.
         vector = [1.0 if self.stopping else 0.0, 1.0 if self._cut else 0.0]
         vector += one_hot(size, self.ctx.rank, self._epoch_local_steps)

@@ -150,19 +150,26 @@ def test_example_data_pipeline_jobs_pass_smoke(tmp_path: Path, job: str) -> None
     assert re.search(r"^PASS +checkpoint-resume:", smoked.stdout, re.M), smoked.stdout
 
 
-def test_uneven_iterable_ranks_join_and_report_their_batch_counts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_size, log_interval", [
+    (32, 5),  # rank 1's last step of epoch 2 (45) ends a metric window: its allreduce is in flight at the join
+    (50, 3),  # rank 1's last step of epoch 1 (10) is a stop check: likewise
+])
+def test_uneven_iterable_ranks_join_and_report_their_batch_counts(tmp_path: Path, batch_size: int,
+                                                                  log_interval: int) -> None:
     (tmp_path / "uneven_data.py").write_text(UNEVEN)
-    spec = _spec(tmp_path, "torch", "uneven_data:torch_data", epochs="3", log_interval="5",
-                 model_args="{num_classes: 10}")
-    finished = run_hvdjob("run", str(spec), "--set", "checkpoint.interval_steps=12", cwd=tmp_path, timeout=300,
+    spec = _spec(tmp_path, "torch", "uneven_data:torch_data", epochs="3", log_interval=str(log_interval),
+                 batch_size=str(batch_size), model_args="{num_classes: 10}")
+    finished = run_hvdjob("run", str(spec), "--set", "checkpoint.interval_steps=12", cwd=tmp_path, timeout=120,
                           env={"HVDJOB_PARAM_DUMP": str(tmp_path / "params")})
     assert finished.returncode == 0, finished.output[-3000:]
     summary = _summary(finished)
-    # 900 / 32 -> 29 batches, 500 / 32 -> 16, three epochs each.
-    assert summary["batches_per_rank"] == [87, 48] and summary["steps"] == 87
-    assert summary["batch_imbalance"] == pytest.approx(87 / 48 - 1, abs=1e-6)
+    # Rank 0 reads 900 samples an epoch, rank 1 500; three epochs each.
+    longest, shortest = 3 * -(-900 // batch_size), 3 * -(-500 // batch_size)
+    assert summary["batches_per_rank"] == [longest, shortest] and summary["steps"] == longest
+    assert summary["batch_imbalance"] == pytest.approx(longest / shortest - 1, abs=1e-6)
     assert summary["samples"] == 3 * 1400 and summary["status"] == "completed"
-    assert "batches per rank: rank 0: 87, rank 1: 48 (imbalance 81.2%" in finished.stdout
+    assert (f"batches per rank: rank 0: {longest}, rank 1: {shortest} "
+            f"(imbalance {100 * (longest / shortest - 1):.1f}%") in finished.stdout
     np.testing.assert_array_equal(np.load(tmp_path / "params" / "rank0.npy"), np.load(tmp_path / "params" / "rank1.npy"))
 
 

@@ -321,7 +321,7 @@ class Engine(StepDriver):
         self._engine_wait += time.perf_counter() - started
         self.report_window(totals, facts)
 
-    def report_window(self, totals: Sequence[float], facts: "WindowFacts") -> None:
+    def report_window(self, totals: Sequence[float], facts: WindowFacts) -> None:
         loss_sum, correct, count = totals
         self.add_window(loss_sum, correct, count)
         loss, accuracy = mean_metrics((loss_sum, correct, count))

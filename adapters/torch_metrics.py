@@ -9,13 +9,13 @@ batches' outputs are held.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import torch
 
-FOLD_EVERY = 16  # batches whose outputs are held before they are folded into the sums
+from .backend import Sums
 
-Sums = Tuple[float, float, float]
+FOLD_EVERY = 16  # batches whose outputs are held before they are folded into the sums
 
 
 class WindowSums:

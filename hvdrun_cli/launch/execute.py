@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, TextIO, Tuple
 
 from hvdrun_cli.contract import EXIT_FAILED
+from hvdrun_cli.launch.blame import describe_silent, silent_ranks
 from hvdrun_cli.launch.elastic import ELASTIC_LAUNCHER
 from hvdrun_cli.launch.hostwatch import HostWatch, LostHost, watched_hosts
 from hvdrun_cli.launch.liveness import die_with, launcher_identity_env
@@ -309,7 +310,11 @@ class Execution:
                 what += f" (rank {rank} reported the error)"
             secondary = tuple(f"{end.describe()}: {why}" for end, why in verdict.secondary
                               if end.rank != rank) if verdict else ()
-            return JobResult(code or 1, f"job failed: {what}{where}", rank if rank >= 0 else None, tail,
+            silent = self._silent_cause(st.failure)
+            if silent:
+                what = f"{describe_silent(silent, self._host_of())}; {what} waiting for {'it' if len(silent) == 1 else 'them'}"
+            culprit = silent[0] if silent else rank
+            return JobResult(code or 1, f"job failed: {what}{where}", culprit if culprit >= 0 else None, tail,
                              secondary=secondary)
         if st.stop_signal is not None:
             name = signal.Signals(st.stop_signal).name
@@ -324,6 +329,16 @@ class Execution:
         if self._elastic:
             return self._elastic_failure(worst)
         return JobResult(worst, f"job failed: launcher exited with code {worst}")
+
+    def _silent_cause(self, failure: RankEnd) -> List[int]:
+        """Ranks that never reported an end, when every failure seen only followed a peer's (blame.py)."""
+        if failure.rank < 0 or not self.router.is_consequence(failure):
+            return []
+        return silent_ranks((slot.rank for slot in self.plan.layout), (end.rank for end in self.router.ends))
+
+    def _host_of(self) -> Dict[int, str]:
+        """Each rank's host: as the rank reported it, else as planned."""
+        return {slot.rank: self.router.rank_hosts.get(slot.rank, slot.hostname) for slot in self.plan.layout}
 
     def _explaining_rank(self, failure: RankEnd) -> int:
         """The rank whose log says why the job failed.

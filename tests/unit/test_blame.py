@@ -54,3 +54,9 @@ def test_a_rank_killed_by_sigkill_is_a_failure_of_its_own(tmp_path: Path) -> Non
 def test_consequence_patterns() -> None:
     assert consequence_of_peer(["x", SHUT_DOWN]) == "Horovod has been shut down"
     assert consequence_of_peer(["ValueError: bad shape"]) is None
+
+
+def test_gloos_send_and_recv_timeouts_are_consequences_of_a_silent_peer() -> None:
+    for op in ("send", "recv"):
+        line = f"RuntimeError: [unbound_buffer.cc:133] Timed out waiting 30000ms for {op} operation to complete"
+        assert consequence_of_peer([line]) == f"Timed out waiting 30000ms for {op} operation"

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from .base import ENV_RUN_DIR
 from .rankenv import env_rank
@@ -85,7 +85,30 @@ def preload_writer(framework: Optional[str]) -> None:
     """
     target = {"torch": _import_torch_writer, "tensorflow": _import_tensorflow_writer}.get(framework or "")
     if target is not None:
-        threading.Thread(target=target, name="hvdjob-tensorboard-import", daemon=True).start()
+        start_preload(target)
+
+
+_preload: Optional[threading.Thread] = None
+
+
+def start_preload(target: Callable[[], None]) -> None:
+    """Run ``target`` (an import) on a daemon thread that every fork of this process waits for."""
+    global _preload
+    _preload = threading.Thread(target=target, name="hvdjob-tensorboard-import", daemon=True)
+    _preload.start()
+
+
+def _finish_preload_before_fork() -> None:
+    """A child forked mid-import inherits that import's module locks, held by a thread it does not
+    have: a DataLoader worker that then imports one of those modules waits for ever, and so does the
+    rank reading from it (seen: a resumed job whose validation loader forked its workers while the
+    writer's import was still running hung at its last step). So a fork waits for the import."""
+    thread = _preload
+    if thread is not None and thread is not threading.current_thread():
+        thread.join()
+
+
+os.register_at_fork(before=_finish_preload_before_fork)
 
 
 class _TorchWriter:

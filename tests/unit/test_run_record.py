@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 
 from hvdrun_cli.adapters.base import RankContext
 from hvdrun_cli.adapters.reporting import Reporter
@@ -48,3 +51,22 @@ def test_scalar_log_without_a_framework_says_so_once(tmp_path, capsys, monkeypat
     log.log(2, loss=0.4)
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith("hvdjob: TensorBoard events are not written: no framework")
+
+
+def test_a_fork_waits_for_the_writer_import_so_the_child_inherits_no_held_import_lock() -> None:
+    """DataLoader workers are forked children: forked mid-import, one could wait for ever on that import."""
+    from hvdrun_cli.adapters import run_record
+
+    done = threading.Event()
+
+    def slow_import() -> None:
+        time.sleep(0.5)
+        done.set()
+
+    run_record.start_preload(slow_import)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if done.is_set() else 1)
+    assert done.is_set()  # the parent waited before forking
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # and the child saw the import finished

@@ -64,10 +64,32 @@ def test_bfloat16_scores_and_non_class_outputs() -> None:
     assert window.take() == pytest.approx((loss_sum + 2.0 * 6, correct, count + 6))
 
 
-def test_the_gradient_graph_is_not_held() -> None:
-    weight = torch.randn(3, 2, requires_grad=True)
-    out = torch.randn(4, 3) @ weight
-    loss = out.sum()
+def test_batches_wider_than_the_first_and_float_labels_are_counted() -> None:
+    batches = _batches([3, 8, 8, 2, 8], classes=4)  # the first batch is short: the buffers grow later
     window = WindowSums(torch.device("cpu"))
-    window.add(loss, out, torch.zeros(4, dtype=torch.long))
-    assert all(not t.requires_grad for t in window._losses + window._outputs)
+    for loss, out, y in batches:
+        window.add(loss, out, y)
+    scores = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+    window.add(torch.tensor(1.0), scores, torch.tensor([1.0, 1.0]))  # float labels, compared as they are
+    loss_sum, correct, count = _eager(batches)
+    assert window.take() == pytest.approx((loss_sum + 2.0, correct + 1, count + 2))
+
+
+def test_no_batch_tensor_outlives_its_step() -> None:
+    """Tensors kept from step to step fragment the allocator's heap (page faults every step)."""
+    import gc
+    import weakref
+
+    weight = torch.randn(3, 5, requires_grad=True)
+    window = WindowSums(torch.device("cpu"))
+    refs = []
+    for _ in range(3):
+        out = torch.randn(4, 3) @ weight
+        y = torch.randint(0, 5, (4,))
+        loss = torch.nn.functional.cross_entropy(out, y)
+        window.add(loss, out, y)
+        refs += [weakref.ref(out), weakref.ref(y), weakref.ref(loss)]
+        del out, y, loss
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    assert window.take()[2] == 12

@@ -1,17 +1,22 @@
 """The metric window's sums for PyTorch, at almost no cost per batch.
 
-Summing a batch's loss and correct count as it finishes costs five small tensor operations per
-batch: about 0.1 ms of a CPU core, a step 1-2% slower for a small model. Holding each batch's
-outputs until a later fold looked cheaper, but tensors kept alive between a step's large
-allocations change how the C allocator reuses and trims its heap, and the rank page-faults.
-Measured in two pinned ranks (np=2), alternating 100-step blocks of a hand-written loop with and
-without the window: with kept references 0.935-0.966 of the plain loop (5 runs) and 40-157 page
-faults per step against 3-12; with the buffers below 0.967-0.988 (4 runs) and 4-11 faults.
+What a batch costs here is not what its operations cost alone: after a training step has swept
+the caches, each small tensor operation whose code the step did not just run takes 20-40 µs
+(measured in a pinned process after each step of the benchmark MLP; 1-4 µs in a warm loop). So
+a batch does as few kinds of operation as possible: one ``add_`` of its loss into the sum (the
+optimizer's own operation) and two copies, of its class scores and labels, into buffers allocated
+once. Every ``FOLD_EVERY`` batches, and when the window is read, one batched computation finds the
+correct predictions. Nothing is copied to the host until the window is read, so a GPU step never
+waits for it.
 
-So each batch writes into buffers allocated once: its loss, its predicted classes (argmax into a
-slot) and its labels, three small in-place operations and no allocation. Every ``FOLD_EVERY``
-batches (and when the window is read) one batched computation folds the buffers into the running
-sums. Nothing is copied to the host until the window is read, so a GPU step never waits for it.
+Measured that way, this costs 50 µs a batch. Writing each batch's loss, argmax and labels into
+indexed slots instead took 104 µs. Keeping references to each batch's tensors until the fold
+looked cheaper (35 µs a batch) and was not: tensors kept alive
+between a step's large allocations change how the C allocator reuses and trims its heap, and the
+ranks page-faulted 40-157 times a step against 3-12 for a plain loop, 3-6% of a step.
+
+Large outputs (many classes) keep each batch's predicted classes instead of its scores, so the
+buffers stay small whatever the model.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import torch
 from .backend import Sums
 
 FOLD_EVERY = 16  # batches written into the buffers before they are folded into the sums
+SCORES_KEPT_AT_MOST = 1 << 16  # elements of one batch's class scores copied as they are; larger: argmax
 
 
 class WindowSums:
@@ -32,29 +38,25 @@ class WindowSums:
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self._correct = torch.zeros((), dtype=torch.float64, device=device)
         self._count = 0
-        self._losses = torch.zeros(FOLD_EVERY, dtype=torch.float64, device=device)
-        self._sizes: List[int] = []  # samples of each buffered batch, in slot order
-        self._predicted: Optional[torch.Tensor] = None  # (FOLD_EVERY, width) class indices
-        self._labels: Optional[torch.Tensor] = None
-        self._scored: List[int] = []  # per buffered batch: rows of predictions written (0: none)
+        self._rows: List[int] = []  # per buffered batch, in slot order: its samples
+        self._scores: Optional[torch.Tensor] = None  # (FOLD_EVERY, width, classes): small outputs
+        self._predicted: Optional[torch.Tensor] = None  # (FOLD_EVERY, width): large outputs' argmax
+        self._labels: Optional[torch.Tensor] = None  # (FOLD_EVERY, width)
+        self._kept_slots: List[torch.Tensor] = []  # one view per slot of the scores or predictions
+        self._label_slots: List[torch.Tensor] = []
+        self._width = 0
 
     def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         """One batch: ``loss`` is its mean loss; a correct count needs class scores and class labels."""
         n = int(y.shape[0])
-        slot = len(self._sizes)
-        self._losses[slot].copy_(loss.detach())
-        self._sizes.append(n)
+        self._loss_sum.add_(loss.detach(), alpha=n)
         self._count += n
-        scored = 0
-        if out.dim() == 2 and y.dim() == 1:
-            if y.is_floating_point():  # labels that are not class indices: compared as they are
-                self._correct.add_((out.detach().argmax(dim=1) == y).sum())
-            else:
-                self._predict(slot, out.detach(), y)
-                scored = n
-        self._scored.append(scored)
-        if len(self._sizes) >= FOLD_EVERY:
-            self._fold()
+        if out.dim() != 2 or y.dim() != 1:
+            return
+        if y.is_floating_point():  # labels that are not class indices: compared as they are
+            self._correct.add_((out.detach().argmax(dim=1) == y).sum())
+            return
+        self._keep(out.detach(), y, n)
 
     def take(self) -> Sums:
         """The window's sums as floats (one host copy each); the window starts again at zero."""
@@ -65,40 +67,56 @@ class WindowSums:
         self._count = 0
         return sums
 
-    def _predict(self, slot: int, out: torch.Tensor, y: torch.Tensor) -> None:
-        n = int(y.shape[0])
-        if self._predicted is None or self._predicted.shape[1] < n:
-            self._grow(slot, n)
-        assert self._predicted is not None and self._labels is not None
-        torch.argmax(out, dim=1, out=self._predicted[slot, :n])
-        self._labels[slot, :n].copy_(y)
+    def _keep(self, out: torch.Tensor, y: torch.Tensor, n: int) -> None:
+        if not self._fits(out, n):
+            self._fold()
+            self._allocate(out, n)
+        slot = len(self._rows)
+        # Views made once per slot: indexing a buffer is itself a tensor operation.
+        kept, labels = self._kept_slots[slot], self._label_slots[slot]
+        if n != self._width:  # a short batch
+            kept, labels = kept[:n], labels[:n]
+        if self._scores is not None:
+            kept.copy_(out)
+        else:
+            torch.argmax(out, dim=1, out=kept)
+        labels.copy_(y)
+        self._rows.append(n)
+        if len(self._rows) >= FOLD_EVERY:
+            self._fold()
 
-    def _grow(self, slot: int, width: int) -> None:
-        """Buffers wide enough for a batch of ``width``; the batches already written keep their rows."""
-        predicted = torch.zeros(FOLD_EVERY, width, dtype=torch.int64, device=self._device)
-        labels = torch.zeros(FOLD_EVERY, width, dtype=torch.int64, device=self._device)
-        if self._predicted is not None and self._labels is not None and slot:
-            old = self._predicted.shape[1]
-            predicted[:slot, :old].copy_(self._predicted[:slot])
-            labels[:slot, :old].copy_(self._labels[:slot])
-        self._predicted, self._labels = predicted, labels
+    def _fits(self, out: torch.Tensor, n: int) -> bool:
+        if self._labels is None or self._width < n:
+            return False
+        scores = self._scores  # predicted classes (None) take any scores
+        return scores is None or (scores.shape[2] == out.shape[1] and scores.dtype == out.dtype)
+
+    def _allocate(self, out: torch.Tensor, width: int) -> None:
+        """Buffers for batches of up to ``width`` samples shaped like ``out`` (called when none is buffered)."""
+        classes = out.shape[1]
+        if width * classes <= SCORES_KEPT_AT_MOST:
+            kept = torch.zeros(FOLD_EVERY, width, classes, dtype=out.dtype, device=self._device)
+            self._scores, self._predicted = kept, None
+        else:
+            kept = torch.zeros(FOLD_EVERY, width, dtype=torch.int64, device=self._device)
+            self._scores, self._predicted = None, kept
+        self._labels = torch.zeros(FOLD_EVERY, width, dtype=torch.int64, device=self._device)
+        self._kept_slots, self._label_slots = list(kept.unbind(0)), list(self._labels.unbind(0))
+        self._width = width
 
     def _fold(self) -> None:
-        batches = len(self._sizes)
-        if not batches:
+        rows = self._rows
+        if not rows or self._labels is None:
             return
-        sizes, scored = self._sizes, self._scored
-        losses = self._losses[:batches]
-        if min(sizes) == max(sizes):
-            self._loss_sum.add_(losses.sum(), alpha=sizes[0])
-        else:  # a short last batch weighs what it holds
-            self._loss_sum.add_(torch.dot(losses, torch.tensor(sizes, dtype=torch.float64, device=self._device)))
-        if self._predicted is not None and self._labels is not None and any(scored):
-            width = self._predicted.shape[1]
-            if all(rows == width for rows in scored):
-                self._correct.add_((self._predicted[:batches] == self._labels[:batches]).sum())
-            else:  # short batches or batches without class scores: each slot's own rows
-                for slot, rows in enumerate(scored):
-                    if rows:
-                        self._correct.add_((self._predicted[slot, :rows] == self._labels[slot, :rows]).sum())
-        self._sizes, self._scored = [], []
+        batches, width = len(rows), self._labels.shape[1]
+        if self._scores is not None:
+            predicted = self._scores[:batches].argmax(dim=2)
+        else:
+            assert self._predicted is not None
+            predicted = self._predicted[:batches]
+        if all(r == width for r in rows):
+            self._correct.add_((predicted == self._labels[:batches]).sum())
+        else:  # short batches: each slot's own rows
+            for slot, r in enumerate(rows):
+                self._correct.add_((predicted[slot, :r] == self._labels[slot, :r]).sum())
+        self._rows = []

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hvdrun_cli.adapters.torch_metrics import FOLD_EVERY, WindowSums  # noqa: E402
+from hvdrun_cli.adapters.torch_metrics import FOLD_EVERY, SCORES_KEPT_AT_MOST, WindowSums  # noqa: E402
 
 
 def _batches(sizes: List[int], classes: int, dtype: "torch.dtype" = torch.float32) -> List[Tuple]:
@@ -73,6 +73,16 @@ def test_batches_wider_than_the_first_and_float_labels_are_counted() -> None:
     window.add(torch.tensor(1.0), scores, torch.tensor([1.0, 1.0]))  # float labels, compared as they are
     loss_sum, correct, count = _eager(batches)
     assert window.take() == pytest.approx((loss_sum + 2.0, correct + 1, count + 2))
+
+
+@pytest.mark.parametrize("classes", [7, SCORES_KEPT_AT_MOST // 8 + 1])  # scores kept / predictions kept
+def test_classes_changing_between_batches_and_large_outputs(classes: int) -> None:
+    batches = _batches([8] * (FOLD_EVERY + 3), classes=classes) + _batches([8] * 5, classes=3)
+    batches += _batches([5, 8], classes=classes)
+    window = WindowSums(torch.device("cpu"))
+    for loss, out, y in batches:
+        window.add(loss, out, y)
+    assert window.take() == pytest.approx(_eager(batches))
 
 
 def test_no_batch_tensor_outlives_its_step() -> None:

@@ -49,7 +49,10 @@ class WindowSums:
     def add(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor) -> None:
         """One batch: ``loss`` is its mean loss; a correct count needs class scores and class labels."""
         n = int(y.shape[0])
-        self._loss_sum.add_(loss.detach(), alpha=n)
+        value = loss.detach()
+        if value.dim():  # a user's loss of shape (1,)
+            value = value.reshape(())
+        self._loss_sum.add_(value, alpha=n)
         self._count += n
         if out.dim() != 2 or y.dim() != 1:
             return

@@ -58,7 +58,7 @@ def test_bfloat16_scores_and_non_class_outputs() -> None:
     window = WindowSums(torch.device("cpu"))
     for loss, out, y in batches:
         window.add(loss, out, y)
-    regression_loss = torch.tensor(2.0)
+    regression_loss = torch.tensor([2.0])  # a user's loss may come as shape (1,)
     window.add(regression_loss, torch.randn(6, 1, 3), torch.randn(6, 3))  # not class scores: no correct count
     loss_sum, correct, count = _eager(batches)
     assert window.take() == pytest.approx((loss_sum + 2.0 * 6, correct, count + 6))

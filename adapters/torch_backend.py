@@ -2,8 +2,8 @@
 
 One optimizer step = ``backward_passes_per_step`` batches of ``batch_size`` per rank. Per step the
 loop does what a hand-written Horovod loop does (zero_grad, forward, backward, step); each batch's
-loss is added into the metric window's sum and its class scores and labels copied into its buffers (``torch_metrics``), whose
-sums are computed in batches and copied to the host only when a logging window ends.
+loss is added into the metric window's sum and its class scores and labels are copied into the
+window's buffers (``torch_metrics``); the sums reach the host only when a logging window ends.
 """
 from __future__ import annotations
 

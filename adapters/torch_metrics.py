@@ -9,11 +9,12 @@ once. Every ``FOLD_EVERY`` batches, and when the window is read, one batched com
 correct predictions. Nothing is copied to the host until the window is read, so a GPU step never
 waits for it.
 
-Measured that way, this costs 50 µs a batch. Writing each batch's loss, argmax and labels into
-indexed slots instead took 104 µs. Keeping references to each batch's tensors until the fold
-looked cheaper (35 µs a batch) and was not: tensors kept alive
-between a step's large allocations change how the C allocator reuses and trims its heap, and the
-ranks page-faulted 40-157 times a step against 3-12 for a plain loop, 3-6% of a step.
+Measured that way (``benchmarks/scripts/window_cost.py`` alternates it with plain per-batch sums
+after each step): 32-45 µs a batch against 57-78 µs (4 runs). Writing each batch's loss, argmax
+and labels into indexed slots took twice as long as this. Keeping references to each batch's tensors until
+the fold looked cheaper and was not: tensors kept alive between a step's large allocations change
+how the C allocator reuses and trims its heap, and the ranks page-faulted 40-157 times a step
+against 3-12 for a plain loop, 3-6% of a step.
 
 Large outputs (many classes) keep each batch's predicted classes instead of its scores, so the
 buffers stay small whatever the model.
@@ -111,7 +112,7 @@ class WindowSums:
         rows = self._rows
         if not rows or self._labels is None:
             return
-        batches, width = len(rows), self._labels.shape[1]
+        batches, width = len(rows), self._width
         if self._scores is not None:
             predicted = self._scores[:batches].argmax(dim=2)
         else:

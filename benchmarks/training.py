@@ -115,9 +115,9 @@ def run(ctx: SuiteContext) -> Section:
         notes=[
             f"one step = {batch} samples per rank; median time per step: "
             + ", ".join(f"{v} {ms:.1f} ms" for v, ms in step_ms.items()),
-            "managed loop per step: lr update and the batch's loss added into the metric window's sum, its class scores "
-            "and labels copied into the window's buffers (scored every 16 batches); a stop-flag allreduce every 10 steps and the window's every log_interval "
-            "steps, both overlapped with the next step; a checkpoint at the end (not in its samples/s)",
+            "managed loop per step: lr update and the batch's loss added into the metric window's sum, its "
+            "class scores and labels copied into the window's buffers (scored every 16 batches); a stop-flag "
+            "allreduce every 10 steps and the window's every log_interval steps, both overlapped with the next step; a checkpoint at the end (not in its samples/s)",
             "hand-written loops: DistributedOptimizer (or DDP), nothing else; same model, data, batch and sharding",
         ],
         raw={
